@@ -1,0 +1,5 @@
+package gpu
+
+import "fmt"
+
+var fmtSscan = fmt.Sscan
