@@ -55,7 +55,7 @@ func (l *Library) pipeline(file, entry string, consts map[string]float64) (*pipe
 	if p, ok := l.pipelines[key]; ok {
 		return p, nil
 	}
-	src, err := osds.Shader(file)
+	src, err := shaderSource(file)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +76,30 @@ func (l *Library) pipeline(file, entry string, consts map[string]float64) (*pipe
 	p := &pipeline{p: cp, layout: layout}
 	l.pipelines[key] = p
 	return p, nil
+}
+
+// shaderSource returns shaders/<file> with the files it names in `//!include NAME`
+// lines appended at the end: WGSL declarations are order-independent, and appending keeps
+// the line numbers of compiler messages true for the including file.
+func shaderSource(file string) (string, error) {
+	src, err := osds.Shader(file)
+	if err != nil {
+		return "", err
+	}
+	var extra []string
+	for _, line := range strings.Split(src, "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "//!include "); ok {
+			inc, err := osds.Shader(strings.TrimSpace(name))
+			if err != nil {
+				return "", fmt.Errorf("kernels: %s includes %w", file, err)
+			}
+			extra = append(extra, "// ---- included from "+strings.TrimSpace(name)+" ----\n"+inc)
+		}
+	}
+	if len(extra) == 0 {
+		return src, nil
+	}
+	return src + "\n" + strings.Join(extra, "\n"), nil
 }
 
 // Op is one recorded-ready dispatch: pipeline, bound buffers and grid. Build ops once
