@@ -109,6 +109,7 @@ type Op struct {
 	pipe   *pipeline
 	group  *gpu.BindGroup
 	params *gpu.Buffer
+	owned  []*gpu.Buffer // scratch buffers the op allocated for itself
 	grid   [3]uint32
 }
 
@@ -220,6 +221,9 @@ func (op *Op) Release() {
 	}
 	op.group.Release()
 	op.params.Release()
+	for _, b := range op.owned {
+		b.Release()
+	}
 }
 
 // Grid1D returns a grid of workgroups covering n invocations at wg per workgroup,
