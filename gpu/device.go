@@ -280,5 +280,8 @@ func (d *Device) scoped(op string, f func()) error {
 // Queue returns the device's queue.
 func (d *Device) Queue() *Queue { return &Queue{d: d} }
 
+// Adapter returns the adapter the device was created on.
+func (d *Device) Adapter() *Adapter { return d.adapter }
+
 // Instance returns the instance the device belongs to.
 func (d *Device) Instance() *Instance { return d.inst }

@@ -72,9 +72,20 @@
 	X(void, SurfaceConfigure, (WGPUSurface s, WGPUSurfaceConfiguration const *c), (s, c)) \
 	X(void, SurfaceUnconfigure, (WGPUSurface s), (s)) \
 	X(void, SurfaceGetCurrentTexture, (WGPUSurface s, WGPUSurfaceTexture *t), (s, t)) \
-	X(uint32_t, SurfacePresent, (WGPUSurface s), (s)) \
+	X(void, SurfacePresent, (WGPUSurface s), (s)) \
 	X(void, SurfaceRelease, (WGPUSurface s), (s)) \
-	X(void, TextureRelease, (WGPUTexture t), (t))
+	X(void, TextureRelease, (WGPUTexture t), (t)) \
+	X(WGPUTextureView, TextureCreateView, (WGPUTexture t, void const *d), (t, d)) \
+	X(void, TextureViewRelease, (WGPUTextureView v), (v)) \
+	X(WGPURenderPipeline, DeviceCreateRenderPipeline, (WGPUDevice d, WGPURenderPipelineDescriptor const *p), (d, p)) \
+	X(WGPUBindGroupLayout, RenderPipelineGetBindGroupLayout, (WGPURenderPipeline p, uint32_t i), (p, i)) \
+	X(void, RenderPipelineRelease, (WGPURenderPipeline p), (p)) \
+	X(WGPURenderPassEncoder, CommandEncoderBeginRenderPass, (WGPUCommandEncoder e, WGPURenderPassDescriptor const *d), (e, d)) \
+	X(void, RenderPassEncoderSetPipeline, (WGPURenderPassEncoder p, WGPURenderPipeline pl), (p, pl)) \
+	X(void, RenderPassEncoderSetBindGroup, (WGPURenderPassEncoder p, uint32_t i, WGPUBindGroup g, size_t n, uint32_t const *offs), (p, i, g, n, offs)) \
+	X(void, RenderPassEncoderDraw, (WGPURenderPassEncoder p, uint32_t vc, uint32_t ic, uint32_t fv, uint32_t fi), (p, vc, ic, fv, fi)) \
+	X(void, RenderPassEncoderEnd, (WGPURenderPassEncoder p), (p)) \
+	X(void, RenderPassEncoderRelease, (WGPURenderPassEncoder p), (p))
 
 #define OSDS_FIELD(ret, name, params, args) ret(*name) params;
 typedef struct osds_procs {

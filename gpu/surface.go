@@ -115,12 +115,12 @@ func (s *Surface) Configure(d *Device, format TextureFormat, width, height int) 
 	})
 }
 
-// Present shows the frame drawn into the current texture.
-func (s *Surface) Present() error {
-	if C.osds_SurfacePresent(s.h) != C.WGPUStatus_Success {
-		return fmt.Errorf("gpu: presenting the surface failed")
-	}
-	return nil
+// Present shows the frame drawn into the current texture. Its result is read from the
+// device's error state: the header generation osds targets changed wgpuSurfacePresent's
+// return type (void, later WGPUStatus), so the return value is not trusted.
+func (s *Surface) Present(d *Device) error {
+	C.osds_SurfacePresent(s.h)
+	return d.Err()
 }
 
 // Release frees the surface.

@@ -419,4 +419,84 @@ typedef struct WGPUSurfaceTexture {
 	uint32_t status;
 } WGPUSurfaceTexture;
 
+// ---- rendering (the viewer draws sample grids straight from storage buffers) ----------
+
+typedef struct WGPUVertexState {
+	WGPUChainedStruct *nextInChain;
+	WGPUShaderModule module;
+	WGPUStringView entryPoint;
+	size_t constantCount;
+	WGPUConstantEntry const *constants;
+	size_t bufferCount;
+	void const *buffers;
+} WGPUVertexState;
+
+typedef struct WGPUPrimitiveState {
+	WGPUChainedStruct *nextInChain;
+	uint32_t topology;
+	uint32_t stripIndexFormat;
+	uint32_t frontFace;
+	uint32_t cullMode;
+	WGPUBool unclippedDepth;
+} WGPUPrimitiveState;
+
+typedef struct WGPUMultisampleState {
+	WGPUChainedStruct *nextInChain;
+	uint32_t count;
+	uint32_t mask;
+	WGPUBool alphaToCoverageEnabled;
+} WGPUMultisampleState;
+
+typedef struct WGPUColorTargetState {
+	WGPUChainedStruct *nextInChain;
+	uint32_t format;
+	void const *blend;
+	WGPUFlags writeMask;
+} WGPUColorTargetState;
+
+typedef struct WGPUFragmentState {
+	WGPUChainedStruct *nextInChain;
+	WGPUShaderModule module;
+	WGPUStringView entryPoint;
+	size_t constantCount;
+	WGPUConstantEntry const *constants;
+	size_t targetCount;
+	WGPUColorTargetState const *targets;
+} WGPUFragmentState;
+
+typedef struct WGPURenderPipelineDescriptor {
+	WGPUChainedStruct *nextInChain;
+	WGPUStringView label;
+	WGPUPipelineLayout layout;
+	WGPUVertexState vertex;
+	WGPUPrimitiveState primitive;
+	void const *depthStencil;
+	WGPUMultisampleState multisample;
+	WGPUFragmentState const *fragment;
+} WGPURenderPipelineDescriptor;
+
+typedef struct WGPUColor {
+	double r, g, b, a;
+} WGPUColor;
+
+typedef struct WGPURenderPassColorAttachment {
+	WGPUChainedStruct *nextInChain;
+	WGPUTextureView view;
+	uint32_t depthSlice;
+	WGPUTextureView resolveTarget;
+	uint32_t loadOp;
+	uint32_t storeOp;
+	WGPUColor clearValue;
+} WGPURenderPassColorAttachment;
+
+typedef struct WGPURenderPassDescriptor {
+	WGPUChainedStruct *nextInChain;
+	WGPUStringView label;
+	size_t colorAttachmentCount;
+	WGPURenderPassColorAttachment const *colorAttachments;
+	void const *depthStencilAttachment;
+	WGPUQuerySet occlusionQuerySet;
+	WGPUPassTimestampWrites const *timestampWrites;
+} WGPURenderPassDescriptor;
+
 #endif

@@ -1,0 +1,210 @@
+// Package viewer shows posterior samples live in a GLFW window: a WebGPU surface on the
+// native window, and a render pipeline that draws a grid of images straight from the
+// storage buffer the trainer writes — no readback to the CPU.
+package viewer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/go-gl/glfw/v3.3/glfw"
+
+	"osds"
+	"osds/gpu"
+)
+
+// ErrNoDisplay is returned by Open on a machine without a display.
+var ErrNoDisplay = errors.New("viewer: no display (DISPLAY and WAYLAND_DISPLAY are unset); run without --view, or under Xvfb (xvfb-run)")
+
+// Grid says how the samples buffer is laid out and drawn.
+type Grid struct {
+	N, H, W    int  // N images of H×W pixels, row-major floats in [0, 1]
+	Cols, Rows int  // grid cells; Cols·Rows ≥ N shows every image
+	Linear     bool // bilinear instead of nearest scaling
+}
+
+// Window is an open viewer window.
+type Window struct {
+	win      *glfw.Window
+	dev      *gpu.Device
+	surface  *gpu.Surface
+	format   gpu.TextureFormat
+	pipe     *gpu.RenderPipeline
+	layout   *gpu.BindGroupLayout
+	params   *gpu.Buffer
+	group    *gpu.BindGroup
+	images   *gpu.Buffer
+	grid     Grid
+	fbW, fbH int
+}
+
+// Open creates a width×height window titled title whose surface presents with dev's
+// adapter. GLFW requires the calling goroutine to stay on the main OS thread; Open locks
+// the current one.
+func Open(dev *gpu.Device, adapter *gpu.Adapter, title string, width, height int) (*Window, error) {
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" && runtime.GOOS == "linux" {
+		return nil, ErrNoDisplay
+	}
+	runtime.LockOSThread()
+	if err := glfw.Init(); err != nil {
+		return nil, fmt.Errorf("viewer: GLFW: %w", err)
+	}
+	glfw.WindowHint(glfw.ClientAPI, glfw.NoAPI)
+	win, err := glfw.CreateWindow(width, height, title, nil, nil)
+	if err != nil {
+		glfw.Terminate()
+		return nil, fmt.Errorf("viewer: creating the window: %w", err)
+	}
+	src, err := windowSource(win)
+	if err != nil {
+		win.Destroy()
+		glfw.Terminate()
+		return nil, err
+	}
+	surface, err := dev.Instance().CreateSurface(src)
+	if err != nil {
+		win.Destroy()
+		glfw.Terminate()
+		return nil, err
+	}
+	w := &Window{win: win, dev: dev, surface: surface}
+	formats, err := surface.Formats(adapter)
+	if err != nil || len(formats) == 0 {
+		w.Close()
+		return nil, fmt.Errorf("viewer: the window surface cannot present with this adapter: %v", err)
+	}
+	w.format = formats[0]
+	for _, f := range formats {
+		if f == gpu.FormatBGRA8Unorm || f == gpu.FormatRGBA8Unorm {
+			w.format = f // linear (non-sRGB) so gray levels reach the screen unchanged
+			break
+		}
+	}
+	src2, err := osds.Shader("viewer.wgsl")
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	m, err := dev.CreateShaderModule("viewer.wgsl", src2)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	defer m.Release()
+	if w.pipe, err = dev.CreateRenderPipeline("viewer", m, "vs", "fs", w.format); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if w.layout, err = w.pipe.BindGroupLayout(0); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if w.params, err = dev.CreateBuffer("viewer grid", 32, gpu.UsageUniform|gpu.UsageCopyDst); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := w.reconfigure(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// reconfigure matches the swapchain to the framebuffer size.
+func (w *Window) reconfigure() error {
+	fw, fh := w.win.GetFramebufferSize()
+	if fw < 1 || fh < 1 {
+		return nil // minimised: nothing to draw into
+	}
+	if fw == w.fbW && fh == w.fbH {
+		return nil
+	}
+	if err := w.surface.Configure(w.dev, w.format, fw, fh); err != nil {
+		return err
+	}
+	w.fbW, w.fbH = fw, fh
+	return nil
+}
+
+// Show binds the samples buffer (device memory the trainer writes) with its layout.
+func (w *Window) Show(images *gpu.Buffer, g Grid) error {
+	if g.N < 1 || g.H < 1 || g.W < 1 || g.Cols < 1 || g.Rows < 1 {
+		return fmt.Errorf("viewer: grid %+v needs positive sizes", g)
+	}
+	if need := uint64(4 * g.N * g.H * g.W); images.Size() < need {
+		return fmt.Errorf("viewer: buffer %q has %d bytes, grid of %d %d×%d images needs %d", images.Label(), images.Size(), g.N, g.H, g.W, need)
+	}
+	grp, err := w.dev.CreateBindGroup("viewer", w.layout, []gpu.BindEntry{{Binding: 0, Buffer: images}, {Binding: 1, Buffer: w.params}})
+	if err != nil {
+		return err
+	}
+	w.group.Release()
+	w.group, w.images, w.grid = grp, images, g
+	return nil
+}
+
+// Draw renders one frame of the current grid and presents it (vsync paces it).
+func (w *Window) Draw() error {
+	glfw.PollEvents()
+	if err := w.reconfigure(); err != nil {
+		return err
+	}
+	if w.fbW < 1 || w.group == nil {
+		return nil
+	}
+	g := w.grid
+	lin := uint32(0)
+	if g.Linear {
+		lin = 1
+	}
+	if err := w.dev.Queue().WriteUint32(w.params, 0, []uint32{uint32(g.N), uint32(g.H), uint32(g.W), uint32(g.Cols), uint32(g.Rows), uint32(w.fbW), uint32(w.fbH), lin}); err != nil {
+		return err
+	}
+	tex, err := w.surface.CurrentTexture()
+	if errors.Is(err, gpu.ErrSurfaceOutdated) {
+		w.fbW, w.fbH = 0, 0
+		return w.reconfigure()
+	}
+	if err != nil {
+		return err
+	}
+	defer tex.Release()
+	enc, err := w.dev.CreateCommandEncoder("viewer frame")
+	if err != nil {
+		return err
+	}
+	enc.DrawFullscreen(tex, w.pipe, w.group, 3, 0.1)
+	cb, err := enc.Finish()
+	if err != nil {
+		return err
+	}
+	if err := w.dev.Queue().Submit(cb); err != nil {
+		return err
+	}
+	return w.surface.Present(w.dev)
+}
+
+// SetTitle shows a status line (iteration, loss, log Ẑ, ...) in the title bar.
+func (w *Window) SetTitle(s string) { w.win.SetTitle(s) }
+
+// SetSize resizes the window (the swapchain follows on the next Draw).
+func (w *Window) SetSize(width, height int) { w.win.SetSize(width, height) }
+
+// ShouldClose reports whether the user closed the window.
+func (w *Window) ShouldClose() bool { return w.win.ShouldClose() }
+
+// Close destroys the window and its GPU objects (not the samples buffer).
+func (w *Window) Close() {
+	w.group.Release()
+	w.params.Release()
+	w.layout.Release()
+	w.pipe.Release()
+	w.surface.Release()
+	if w.win != nil {
+		w.win.Destroy()
+		w.win = nil
+		glfw.Terminate()
+	}
+}

@@ -1,0 +1,189 @@
+package viewer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"osds/gpu"
+)
+
+// withDisplay makes sure an X server is there: the one in DISPLAY, else an Xvfb started
+// for the test on a free display number.
+func withDisplay(t *testing.T) {
+	t.Helper()
+	if os.Getenv("DISPLAY") != "" {
+		return
+	}
+	xvfb, err := exec.LookPath("Xvfb")
+	if err != nil {
+		t.Fatalf("no DISPLAY and no Xvfb (run `make setup`): %v", err)
+	}
+	for n := 90; n < 110; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
+			continue
+		}
+		cmd := exec.Command(xvfb, fmt.Sprintf(":%d", n), "-screen", "0", "640x480x24", "-nolisten", "tcp")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		for i := 0; i < 100; i++ {
+			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
+				t.Setenv("DISPLAY", fmt.Sprintf(":%d", n))
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("Xvfb :%d did not start", n)
+	}
+	t.Fatal("no free X display number")
+}
+
+// screenshot grabs the root window with xwd and returns a gray-level reader (0..255).
+func screenshot(t *testing.T) (func(x, y int) [3]int, int, int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "shot.xwd")
+	out, err := exec.Command("xwd", "-root", "-silent", "-out", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("xwd: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// XWD header: 25 big-endian uint32 fields, then the window name, then ncolors
+	// 12-byte colormap entries, then the pixels.
+	h := make([]uint32, 25)
+	if err := binary.Read(bytes.NewReader(raw), binary.BigEndian, h); err != nil {
+		t.Fatal(err)
+	}
+	headerSize, width, height := h[0], int(h[4]), int(h[5])
+	byteOrder, bpp, bpl := h[7], h[11], int(h[12])
+	rmask, gmask, bmask, ncolors := h[14], h[15], h[16], h[19]
+	if bpp != 32 && bpp != 24 {
+		t.Fatalf("xwd: %d bits per pixel, want 24 or 32", bpp)
+	}
+	bytesPP := int(bpp / 8)
+	pix := raw[headerSize+12*ncolors:]
+	shift := func(m uint32) uint32 {
+		s := uint32(0)
+		for m&1 == 0 {
+			m >>= 1
+			s++
+		}
+		return s
+	}
+	at := func(x, y int) [3]int {
+		b := pix[y*bpl+bytesPP*x:]
+		var v uint32
+		for i := 0; i < bytesPP; i++ {
+			if byteOrder == 0 { // LSB first
+				v |= uint32(b[i]) << (8 * i)
+			} else {
+				v = v<<8 | uint32(b[i])
+			}
+		}
+		return [3]int{int((v & rmask) >> shift(rmask)), int((v & gmask) >> shift(gmask)), int((v & bmask) >> shift(bmask))}
+	}
+	return at, width, height
+}
+
+// checkGrid compares the screen with the images drawn with nearest scaling in a
+// fbW×fbH framebuffer at the screen's top-left corner.
+func checkGrid(t *testing.T, imgs []float32, g Grid, fbW, fbH int) {
+	t.Helper()
+	at, sw, sh := screenshot(t)
+	if sw < fbW || sh < fbH {
+		t.Fatalf("screen %d×%d smaller than the window %d×%d", sw, sh, fbW, fbH)
+	}
+	cellW, cellH := float64(fbW)/float64(g.Cols), float64(fbH)/float64(g.Rows)
+	checked := 0
+	for k := 0; k < g.N; k++ {
+		col, row := k%g.Cols, k/g.Cols
+		for y := 0; y < g.H; y++ {
+			for x := 0; x < g.W; x++ {
+				// Centre of the screen rectangle showing image pixel (x, y).
+				sx := int(float64(col)*cellW + (float64(x)+0.5)*cellW/float64(g.W))
+				sy := int(float64(row)*cellH + (float64(y)+0.5)*cellH/float64(g.H))
+				want := int(math.Round(float64(imgs[(k*g.H+y)*g.W+x]) * 255))
+				got := at(sx, sy)
+				for c := 0; c < 3; c++ {
+					if d := got[c] - want; d > 2 || d < -2 {
+						t.Fatalf("image %d pixel (%d,%d) at screen (%d,%d): got %v, want gray %d", k, x, y, sx, sy, got, want)
+					}
+				}
+				checked++
+			}
+		}
+	}
+	t.Logf("%d pixels match in a %d×%d window", checked, fbW, fbH)
+}
+
+func TestViewerDrawsBufferAndFollowsResize(t *testing.T) {
+	withDisplay(t)
+	dev, err := gpu.NewDevice()
+	if err != nil {
+		t.Fatalf("no WebGPU device (run `make setup`): %v", err)
+	}
+	defer dev.Release()
+	g := Grid{N: 7, H: 5, W: 6, Cols: 4, Rows: 2}
+	imgs := make([]float32, g.N*g.H*g.W)
+	for i := range imgs {
+		imgs[i] = float32((i*37)%256) / 255 // distinct, known gray levels
+	}
+	buf, err := dev.CreateBuffer("samples", uint64(4*len(imgs)), gpu.StorageUsage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Release()
+	if err := dev.Queue().WriteFloat32(buf, 0, imgs); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(dev, dev.Adapter(), "osds viewer test", 240, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Show(buf, g); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // a few frames: the first may race the window mapping
+		if err := w.Draw(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dev.Queue().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	checkGrid(t, imgs, g, 240, 100)
+
+	w.SetSize(360, 180)
+	for i := 0; i < 5; i++ {
+		if err := w.Draw(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := dev.Queue().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if w.fbW != 360 || w.fbH != 180 {
+		t.Fatalf("swapchain %d×%d after resizing to 360×180", w.fbW, w.fbH)
+	}
+	checkGrid(t, imgs, g, 360, 180)
+}
+
+func TestOpenWithoutDisplayFailsFast(t *testing.T) {
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	if _, err := Open(nil, nil, "x", 10, 10); err != ErrNoDisplay {
+		t.Fatalf("got %v, want ErrNoDisplay", err)
+	}
+}
