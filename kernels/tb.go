@@ -1,0 +1,105 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+
+	"osds/gpu"
+)
+
+// Objective selects the trajectory loss.
+type Objective uint32
+
+// The objectives of shaders/tb_loss.wgsl.
+const (
+	TB      Objective = 0 // trajectory balance with a learned log Z
+	VarGrad Objective = 1 // log-variance: log Z replaced by the batch mean
+)
+
+func (o Objective) String() string {
+	if o == VarGrad {
+		return "vargrad"
+	}
+	return "tb"
+}
+
+// TBLoss records the loss over a batch of trajectories: coef [B] receives ∂L/∂log p_F(τ_b)
+// and stats [4] the loss, ∂L/∂log Z, mean Δ and mean Δ² (see shaders/tb_loss.wgsl).
+func (l *Library) TBLoss(coef, stats, logpf, logpb, logr, logz *Tensor, obj Objective) (*Op, error) {
+	b := logpf.Len()
+	if logpb.Len() != b || logr.Len() != b || coef.Len() != b {
+		return nil, fmt.Errorf("kernels: tb loss: log p_F %v, log p_B %v, log R %v and coef %v must all have B = %d elements", logpf.Shape, logpb.Shape, logr.Shape, coef.Shape, b)
+	}
+	if logz.Len() != 1 || stats.Len() != 4 {
+		return nil, fmt.Errorf("kernels: tb loss: log Z must have 1 element (has %d) and stats 4 (has %d)", logz.Len(), stats.Len())
+	}
+	if obj != TB && obj != VarGrad {
+		return nil, fmt.Errorf("kernels: tb loss: unknown objective %d", obj)
+	}
+	return l.build(opSpec{
+		name: "tb loss", file: "tb_loss.wgsl", entry: "main",
+		buffers: []*gpu.Buffer{logpf.Buf, logpb.Buf, logr.Buf, logz.Buf, coef.Buf, stats.Buf},
+		params:  Params{b, uint32(obj)},
+		grid:    [3]uint32{1, 1, 1},
+	})
+}
+
+// RefTBLoss is the float64 reference of TBLoss; it returns coef and the four stats.
+func RefTBLoss(logpf, logpb, logr []float64, logz float64, obj Objective) ([]float64, [4]float64) {
+	n := float64(len(logpf))
+	delta := make([]float64, len(logpf))
+	mean := 0.0
+	for i := range delta {
+		delta[i] = logpf[i] - logpb[i] - logr[i]
+		mean += delta[i] / n
+	}
+	offset := logz
+	if obj == VarGrad {
+		offset = -mean
+	}
+	coef := make([]float64, len(delta))
+	var st [4]float64
+	for i, d := range delta {
+		r := offset + d
+		coef[i] = r / n
+		st[0] += 0.5 * r * r / n
+		st[1] += r / n
+		st[3] += d * d / n
+	}
+	if obj == VarGrad {
+		st[1] = 0
+	}
+	st[2] = mean
+	return coef, st
+}
+
+// TBDriftGrad records du = coef_b (z1 − z0 − u·dt)/σ², the loss gradient with respect to
+// one step's drift (all of z0, z1, u, du [B, d]; coef [B]).
+func (l *Library) TBDriftGrad(du, z0, z1, u, coef *Tensor, dt, sigma2 float64) (*Op, error) {
+	for _, x := range []*Tensor{z1, u, du} {
+		if !sameShape(x.Shape, z0.Shape) {
+			return nil, fmt.Errorf("kernels: tb drift grad: %q is %v, want %v like z0", x.Label(), x.Shape, z0.Shape)
+		}
+	}
+	if coef.Len() != z0.Rows() {
+		return nil, fmt.Errorf("kernels: tb drift grad: coef has %d elements for %d samples", coef.Len(), z0.Rows())
+	}
+	if !(dt > 0) || !(sigma2 > 0) || math.IsInf(dt, 0) || math.IsInf(sigma2, 0) {
+		return nil, fmt.Errorf("kernels: tb drift grad: dt = %v and σ² = %v must be positive and finite", dt, sigma2)
+	}
+	return l.build(opSpec{
+		name: "tb drift grad", file: "tb_drift_grad.wgsl", entry: "main",
+		buffers: []*gpu.Buffer{z0.Buf, z1.Buf, u.Buf, coef.Buf, du.Buf},
+		params:  Params{z0.Rows(), z0.Cols(), float32(dt), float32(sigma2)},
+		grid:    Grid1D(z0.Len(), 256),
+	})
+}
+
+// RefTBDriftGrad is the float64 reference of TBDriftGrad.
+func RefTBDriftGrad(z0, z1, u, coef []float64, dim int, dt, sigma2 float64) []float64 {
+	out := make([]float64, len(z0))
+	for i := range out {
+		out[i] = coef[i/dim] * (z1[i] - z0[i] - u[i]*dt) / sigma2
+	}
+	return out
+}

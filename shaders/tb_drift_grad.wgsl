@@ -1,0 +1,39 @@
+// tb_drift_grad.wgsl — gradient of the loss with respect to the drift of one step.
+// log p_F(z_{k+1}|z_k) = Σ_j log N(z_{k+1,j}; z_{k,j} + u_j dt, σ² dt), so
+//   ∂log p_F/∂u_j = (z_{k+1,j} − z_{k,j} − u_j dt) / σ²
+// and with coef_b = ∂L/∂log p_F(τ_b):
+//   du[b, j] = coef_b · (z1[b, j] − z0[b, j] − u[b, j]·dt) / σ²
+//
+// Bindings (group 0):
+//   0: z0    array<f32>, [B, d], read (z_k)
+//   1: z1    array<f32>, [B, d], read (z_{k+1})
+//   2: u     array<f32>, [B, d], read (the drift the step used)
+//   3: coef  array<f32>, [B], read
+//   4: du    array<f32>, [B, d], written
+//   5: p     uniform { batch: u32, dim: u32, dt: f32, sigma2: f32 }
+// Dispatch: ceil(B·d / 256) workgroups of 256 along x (folded into y beyond 65535).
+
+struct Params {
+	batch: u32,
+	dim: u32,
+	dt: f32,
+	sigma2: f32,
+}
+
+@group(0) @binding(0) var<storage, read> z0: array<f32>;
+@group(0) @binding(1) var<storage, read> z1: array<f32>;
+@group(0) @binding(2) var<storage, read> u: array<f32>;
+@group(0) @binding(3) var<storage, read> coef: array<f32>;
+@group(0) @binding(4) var<storage, read_write> du: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+	let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+	if (i >= p.batch * p.dim) {
+		return;
+	}
+	let b = i / p.dim;
+	du[i] = coef[b] * (z1[i] - z0[i] - u[i] * p.dt) / p.sigma2;
+}
