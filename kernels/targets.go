@@ -66,3 +66,41 @@ func (l *Library) LogReward(logr, grad, x *Tensor, target TargetKind) (*Op, erro
 	}
 	return op, nil
 }
+
+// GaussianLogReward computes logr[b] = −½ (x_b − m)ᵀ P (x_b − m) + c for x [B, d], mean
+// [d] and precision P [d, d], and ∇log R into grad when it is not nil: the analytic test
+// target (shaders/target_gaussian.wgsl).
+func (l *Library) GaussianLogReward(logr, grad, x, mean, prec *Tensor, c float64) (*Op, error) {
+	b, d := x.Rows(), x.Cols()
+	if mean.Len() != d || prec.Rows() != d || prec.Cols() != d || logr.Len() != b {
+		return nil, fmt.Errorf("kernels: gaussian log reward: x %v needs mean [%d], precision [%d, %d] and logr [%d]; got %v, %v, %v", x.Shape, d, d, d, b, mean.Shape, prec.Shape, logr.Shape)
+	}
+	want, gradBuf := 0, (*gpu.Buffer)(nil)
+	var scratch *gpu.Buffer
+	if grad != nil {
+		if grad.Rows() != b || grad.Cols() != d {
+			return nil, fmt.Errorf("kernels: gaussian log reward: grad is %v, want [%d, %d]", grad.Shape, b, d)
+		}
+		want, gradBuf = 1, grad.Buf
+	} else {
+		var err error
+		if scratch, err = l.dev.CreateBuffer("gaussian grad (unused)", 16, gpu.StorageUsage); err != nil {
+			return nil, err
+		}
+		gradBuf = scratch
+	}
+	op, err := l.build(opSpec{
+		name: "gaussian log reward", file: "target_gaussian.wgsl", entry: "main",
+		buffers: []*gpu.Buffer{x.Buf, mean.Buf, prec.Buf, logr.Buf, gradBuf},
+		params:  Params{b, d, want, float32(c)},
+		grid:    Grid1D(b, 64),
+	})
+	if err != nil {
+		scratch.Release()
+		return nil, err
+	}
+	if scratch != nil {
+		op.owned = append(op.owned, scratch)
+	}
+	return op, nil
+}

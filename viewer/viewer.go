@@ -6,6 +6,7 @@ package viewer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 
@@ -23,6 +24,13 @@ type Grid struct {
 	N, H, W    int  // N images of H×W pixels, row-major floats in [0, 1]
 	Cols, Rows int  // grid cells; Cols·Rows ≥ N shows every image
 	Linear     bool // bilinear instead of nearest scaling
+
+	// Density, when set, draws the N rows of an [N, W] buffer as points (x, y) = the
+	// first two columns, over the Extent [x0, x1, y0, y1], as a kernel density with
+	// Radius pixels (H, Cols, Rows unused).
+	Density bool
+	Extent  [4]float32
+	Radius  float32
 }
 
 // Window is an open viewer window.
@@ -101,7 +109,7 @@ func Open(dev *gpu.Device, adapter *gpu.Adapter, title string, width, height int
 		w.Close()
 		return nil, err
 	}
-	if w.params, err = dev.CreateBuffer("viewer grid", 32, gpu.UsageUniform|gpu.UsageCopyDst); err != nil {
+	if w.params, err = dev.CreateBuffer("viewer grid", 64, gpu.UsageUniform|gpu.UsageCopyDst); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -130,6 +138,12 @@ func (w *Window) reconfigure() error {
 
 // Show binds the samples buffer (device memory the trainer writes) with its layout.
 func (w *Window) Show(images *gpu.Buffer, g Grid) error {
+	if g.Density {
+		g.H, g.Cols, g.Rows = 1, 1, 1
+		if g.W < 2 || g.Extent[1] <= g.Extent[0] || g.Extent[3] <= g.Extent[2] || !(g.Radius > 0) {
+			return fmt.Errorf("viewer: density view needs rows of ≥ 2 columns, a non-empty extent and a positive radius, got %+v", g)
+		}
+	}
 	if g.N < 1 || g.H < 1 || g.W < 1 || g.Cols < 1 || g.Rows < 1 {
 		return fmt.Errorf("viewer: grid %+v needs positive sizes", g)
 	}
@@ -159,7 +173,13 @@ func (w *Window) Draw() error {
 	if g.Linear {
 		lin = 1
 	}
-	if err := w.dev.Queue().WriteUint32(w.params, 0, []uint32{uint32(g.N), uint32(g.H), uint32(g.W), uint32(g.Cols), uint32(g.Rows), uint32(w.fbW), uint32(w.fbH), lin}); err != nil {
+	mode := uint32(0)
+	if g.Density {
+		mode = 1
+	}
+	f := math.Float32bits
+	if err := w.dev.Queue().WriteUint32(w.params, 0, []uint32{uint32(g.N), uint32(g.H), uint32(g.W), uint32(g.Cols), uint32(g.Rows),
+		uint32(w.fbW), uint32(w.fbH), lin, mode, f(g.Extent[0]), f(g.Extent[1]), f(g.Extent[2]), f(g.Extent[3]), f(g.Radius), 0, 0}); err != nil {
 		return err
 	}
 	tex, err := w.surface.CurrentTexture()

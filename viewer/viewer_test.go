@@ -1,8 +1,6 @@
 package viewer
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
@@ -58,41 +56,15 @@ func screenshot(t *testing.T) (func(x, y int) [3]int, int, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// XWD header: 25 big-endian uint32 fields, then the window name, then ncolors
-	// 12-byte colormap entries, then the pixels.
-	h := make([]uint32, 25)
-	if err := binary.Read(bytes.NewReader(raw), binary.BigEndian, h); err != nil {
+	img, err := DecodeXWD(raw)
+	if err != nil {
 		t.Fatal(err)
 	}
-	headerSize, width, height := h[0], int(h[4]), int(h[5])
-	byteOrder, bpp, bpl := h[7], h[11], int(h[12])
-	rmask, gmask, bmask, ncolors := h[14], h[15], h[16], h[19]
-	if bpp != 32 && bpp != 24 {
-		t.Fatalf("xwd: %d bits per pixel, want 24 or 32", bpp)
-	}
-	bytesPP := int(bpp / 8)
-	pix := raw[headerSize+12*ncolors:]
-	shift := func(m uint32) uint32 {
-		s := uint32(0)
-		for m&1 == 0 {
-			m >>= 1
-			s++
-		}
-		return s
-	}
 	at := func(x, y int) [3]int {
-		b := pix[y*bpl+bytesPP*x:]
-		var v uint32
-		for i := 0; i < bytesPP; i++ {
-			if byteOrder == 0 { // LSB first
-				v |= uint32(b[i]) << (8 * i)
-			} else {
-				v = v<<8 | uint32(b[i])
-			}
-		}
-		return [3]int{int((v & rmask) >> shift(rmask)), int((v & gmask) >> shift(gmask)), int((v & bmask) >> shift(bmask))}
+		c := img.RGBAAt(x, y)
+		return [3]int{int(c.R), int(c.G), int(c.B)}
 	}
-	return at, width, height
+	return at, img.Bounds().Dx(), img.Bounds().Dy()
 }
 
 // checkGrid compares the screen with the images drawn with nearest scaling in a
@@ -185,5 +157,48 @@ func TestOpenWithoutDisplayFailsFast(t *testing.T) {
 	t.Setenv("WAYLAND_DISPLAY", "")
 	if _, err := Open(nil, nil, "x", 10, 10); err != ErrNoDisplay {
 		t.Fatalf("got %v, want ErrNoDisplay", err)
+	}
+}
+
+func TestViewerDensityShowsPoints(t *testing.T) {
+	withDisplay(t)
+	dev, err := gpu.NewDevice()
+	if err != nil {
+		t.Fatalf("no WebGPU device (run `make setup`): %v", err)
+	}
+	defer dev.Release()
+	// Three points (d = 3 rows, only the first two columns are drawn) in [-10, 10]².
+	pts := []float32{-5, 5, 99, 0, 0, 99, 7.5, -7.5, 99}
+	buf, err := dev.CreateBuffer("points", uint64(4*len(pts)), gpu.StorageUsage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Release()
+	dev.Queue().WriteFloat32(buf, 0, pts)
+	w, err := Open(dev, dev.Adapter(), "density", 200, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Show(buf, Grid{N: 3, W: 3, Density: true, Extent: [4]float32{-10, 10, -10, 10}, Radius: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := w.Draw(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev.Queue().Wait()
+	at, _, _ := screenshot(t)
+	// Point (x, y) sits at pixel ((x+10)·10, (10−y)·10): bright there, dark between.
+	for _, p := range [][2]int{{50, 50}, {100, 100}, {175, 175}} {
+		if g := at(p[0], p[1]); g[0] < 240 {
+			t.Fatalf("pixel %v at a point is %v, want bright", p, g)
+		}
+	}
+	for _, p := range [][2]int{{150, 50}, {20, 180}, {100, 150}} {
+		if g := at(p[0], p[1]); g[0] > 10 {
+			t.Fatalf("pixel %v away from the points is %v, want dark", p, g)
+		}
 	}
 }

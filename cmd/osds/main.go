@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 )
 
 // command is one subcommand: it parses its own flags from args.
@@ -17,6 +18,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"info", "list the WebGPU runtime, adapters, limits and features, and run a self-test", runInfo},
+		{"train", "train a diffusion sampler on a target density", runTrain},
+		{"eval", "evaluate a trained sampler: log Ẑ, log Ẑ^RW, W2", runEval},
+		{"bench", "measure the WGSL kernels against same-run ceilings and CPU references", runBench},
 	}
 }
 
@@ -27,6 +31,10 @@ func usage() {
 	}
 	fmt.Fprintf(os.Stderr, "\nRun `osds <command> --help` for a command's flags.\n")
 }
+
+// GLFW (the live view) must run on the process's main thread; main's goroutine stays
+// there from the start.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+
+	"osds/kernels"
+)
+
+// benchCases lists the kernel measurements of `osds bench`; quick keeps only small sizes.
+func benchCases(quick bool) []benchCase {
+	var cs []benchCase
+	pick := func(full, small []int) []int {
+		if quick {
+			return small
+		}
+		return full
+	}
+	// Matmul: square sizes, the trainer's layer shape (batch 300, width 64) and the three
+	// forms a backward pass needs; gonum's blas32.Gemm on the CPU is the reference.
+	type mm struct {
+		m, n, k        int
+		transA, transB bool
+	}
+	mms := []mm{{256, 256, 256, false, false}, {300, 64, 64, false, false}, {64, 64, 300, true, false}, {300, 64, 64, false, true}}
+	if !quick {
+		mms = append(mms, mm{1024, 1024, 1024, false, false}, mm{1024, 1024, 1024, true, false}, mm{1024, 1024, 1024, false, true})
+	}
+	for _, s := range mms {
+		s := s
+		form := "A·B"
+		if s.transA {
+			form = "Aᵀ·B"
+		} else if s.transB {
+			form = "A·Bᵀ"
+		}
+		reps := max(2, int(2e9/float64(2*s.m*s.n*s.k)))
+		if reps > 200 {
+			reps = 200
+		}
+		cs = append(cs, benchCase{
+			kernel: "matmul " + form, shape: fmt.Sprintf("%d×%d×%d", s.m, s.n, s.k), unit: "GFLOP/s",
+			run: func(l *kernels.Library) (float64, float64, error) {
+				sec, err := kernels.MeasureMatmul(l, s.m, s.n, s.k, reps, kernels.MatmulOptions{TransA: s.transA, TransB: s.transB})
+				return sec, 2 * float64(s.m) * float64(s.n) * float64(s.k), err
+			},
+			reference:     func() float64 { return kernels.MeasureGonumSgemm(s.m, s.n, s.k, max(1, reps/4)) },
+			referenceName: "gonum blas32.Gemm",
+		})
+	}
+	for _, n := range pick([]int{1 << 16, 1 << 20, 1 << 24}, []int{1 << 16, 1 << 20}) {
+		n := n
+		cs = append(cs, benchCase{kernel: "elementwise add", shape: fmt.Sprintf("%d", n), unit: "GB/s",
+			run: func(l *kernels.Library) (float64, float64, error) {
+				sec, err := kernels.MeasureElementwise(l, n, 20)
+				return sec, kernels.ElementwiseBytes(n), err
+			}})
+	}
+	for _, s := range [][2]int{{300, 64}, {4096, 4096}, {70000, 3}} {
+		s := s
+		if quick && s[0] == 4096 {
+			continue
+		}
+		cs = append(cs, benchCase{kernel: "row reduce sum", shape: fmt.Sprintf("%d×%d", s[0], s[1]), unit: "GB/s",
+			run: func(l *kernels.Library) (float64, float64, error) {
+				sec, err := kernels.MeasureRowReduce(l, s[0], s[1], 20)
+				return sec, kernels.RowReduceBytes(s[0], s[1]), err
+			}})
+	}
+	for _, normal := range []bool{false, true} {
+		normal := normal
+		name := "rng uniform"
+		if normal {
+			name = "rng normal"
+		}
+		n := 1 << 20
+		cs = append(cs, benchCase{kernel: name, shape: fmt.Sprintf("%d", n), unit: "GB/s",
+			run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureRand(l, normal, n, 20) }})
+	}
+	for _, s := range [][2]int{{300, 2}, {300, 32}, {2000, 32}} {
+		s := s
+		cs = append(cs, benchCase{kernel: "sde step", shape: fmt.Sprintf("%d×%d", s[0], s[1]), unit: "GB/s",
+			run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureSDEStep(l, s[0], s[1], 100, 5) }})
+	}
+	for _, p := range pick([]int{40000, 1 << 20}, []int{40000}) {
+		p := p
+		cs = append(cs, benchCase{kernel: "adam", shape: fmt.Sprintf("%d", p), unit: "GB/s",
+			run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureAdam(l, p, false, 20) }})
+		cs = append(cs, benchCase{kernel: "adam + norm clip", shape: fmt.Sprintf("%d", p), unit: "GB/s",
+			run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureAdam(l, p, true, 20) }})
+	}
+	cs = append(cs, benchCase{kernel: "gather rows", shape: "300 of 600000×32", unit: "GB/s",
+		run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureGather(l, false, 600000, 300, 32, 20) }})
+	return cs
+}

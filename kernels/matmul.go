@@ -1,0 +1,195 @@
+package kernels
+
+import (
+	"fmt"
+
+	"osds/gpu"
+)
+
+// MatmulOptions select the form of a matrix product and its fused epilogue.
+type MatmulOptions struct {
+	// TransA and TransB multiply by Aᵀ or Bᵀ instead of A or B: with both false C = A·B,
+	// TransA gives Aᵀ·B (weight gradients), TransB A·Bᵀ (input gradients), both Aᵀ·Bᵀ.
+	TransA, TransB bool
+	// Bias, when not nil, is a vector of N elements added to every row of the product.
+	Bias *Tensor
+	// Act is applied to each element after the bias.
+	Act Activation
+	// Accumulate adds the result to C instead of overwriting it, C += act(op(A)·op(B) + bias)
+	// (gradient accumulation).
+	Accumulate bool
+
+	plain bool // use matmul_plain.wgsl even where subgroups are available (tests)
+}
+
+// The tiles of C computed by one workgroup; the WGSL constants WG, ROWS of the kernels.
+const (
+	matmulTileCols      = 64 // 16 invocations × 4 columns (both kernels)
+	matmulTileRows      = 32 // matmul.wgsl: four subgroup broadcast groups of 8 rows
+	matmulPlainTileRows = 4  // matmul_plain.wgsl
+)
+
+// Matmul returns an op computing
+//
+//	C = act(op(A)·op(B) + bias)        or, with opts.Accumulate,   C += act(op(A)·op(B) + bias)
+//
+// where op(X) is X, or Xᵀ when opts.TransA / opts.TransB is set. Every tensor is viewed as a
+// matrix (Rows × Cols: the last dimension is Cols); op(A) must be M×K, op(B) K×N and C M×N,
+// for any M, N, K ≥ 1. C must not share a buffer with A, B or the bias.
+//
+// On adapters with subgroups of at least 8 invocations (lavapipe, most GPUs) it runs
+// shaders/matmul.wgsl, which shares A's loads across a subgroup; elsewhere
+// shaders/matmul_plain.wgsl. The form, the presence of a bias, Accumulate and Act are
+// compiled into the pipeline (one per combination in use, cached by the Library; about
+// 0.6 s each on lavapipe the first time, then Mesa's disk cache answers).
+func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
+	m, n, k, err := matmulShape(c, a, b, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Act.valid() != nil {
+		return nil, fmt.Errorf("kernels: matmul: unknown activation %d", uint32(opts.Act))
+	}
+	biasBuf := a.Buf // bound but not read: a binding needs some buffer
+	if opts.Bias != nil {
+		if opts.Bias.Len() != n {
+			return nil, fmt.Errorf("kernels: matmul: bias %q has %d elements (shape %v) but C has %d columns", opts.Bias.Label(), opts.Bias.Len(), opts.Bias.Shape, n)
+		}
+		if opts.Bias.Buf == c.Buf {
+			return nil, fmt.Errorf("kernels: matmul: C and the bias are the same tensor %q", c.Label())
+		}
+		biasBuf = opts.Bias.Buf
+	}
+	file, rows := "matmul.wgsl", matmulTileRows
+	if opts.plain || !matmulSubgroups(l.dev) {
+		file, rows = "matmul_plain.wgsl", matmulPlainTileRows
+	}
+	return l.build(opSpec{
+		name:  "matmul " + matmulForm(opts),
+		file:  file,
+		entry: "main",
+		consts: map[string]float64{
+			"TRANS_A": matmulBool(opts.TransA), "TRANS_B": matmulBool(opts.TransB),
+			"HAS_BIAS": matmulBool(opts.Bias != nil), "ACCUMULATE": matmulBool(opts.Accumulate),
+			"ACT": float64(opts.Act),
+		},
+		buffers: []*gpu.Buffer{a.Buf, b.Buf, biasBuf, c.Buf},
+		params:  Params{m, n, k},
+		grid:    [3]uint32{uint32(matmulCeilDiv(n, matmulTileCols)), uint32(matmulCeilDiv(m, rows)), 1},
+	})
+}
+
+// matmulShape checks the operands of Matmul and returns M, N and K.
+func matmulShape(c, a, b *Tensor, opts MatmulOptions) (m, n, k int, err error) {
+	if c == nil || a == nil || b == nil {
+		return 0, 0, 0, fmt.Errorf("kernels: matmul: nil tensor (C %v, A %v, B %v)", c != nil, a != nil, b != nil)
+	}
+	ar, ac := a.Rows(), a.Cols()
+	br, bc := b.Rows(), b.Cols()
+	m, k = ar, ac
+	nameA := fmt.Sprintf("A is %d×%d", ar, ac)
+	if opts.TransA {
+		m, k = ac, ar
+		nameA = fmt.Sprintf("Aᵀ is %d×%d (A is %d×%d)", ac, ar, ar, ac)
+	}
+	kb, n := br, bc
+	nameB := fmt.Sprintf("B is %d×%d", br, bc)
+	if opts.TransB {
+		kb, n = bc, br
+		nameB = fmt.Sprintf("Bᵀ is %d×%d (B is %d×%d)", bc, br, br, bc)
+	}
+	if k != kb {
+		return 0, 0, 0, fmt.Errorf("kernels: matmul: %s but %s (inner dimensions %d and %d differ)", nameA, nameB, k, kb)
+	}
+	if c.Rows() != m || c.Cols() != n {
+		return 0, 0, 0, fmt.Errorf("kernels: matmul: C is %d×%d (shape %v) but %s·%s is %d×%d", c.Rows(), c.Cols(), c.Shape, matmulOpName("A", opts.TransA), matmulOpName("B", opts.TransB), m, n)
+	}
+	if c.Buf == a.Buf || c.Buf == b.Buf {
+		return 0, 0, 0, fmt.Errorf("kernels: matmul: C %q is also an input (A %q, B %q); write the product to another tensor", c.Label(), a.Label(), b.Label())
+	}
+	return m, n, k, nil
+}
+
+// matmulSubgroups reports whether matmul.wgsl can run on d: it broadcasts from lanes 0..7,
+// so every subgroup must have at least 8 invocations.
+func matmulSubgroups(d *gpu.Device) bool {
+	return d.HasFeature(gpu.FeatureSubgroups) && d.AdapterInfo().SubgroupMinSize >= 8
+}
+
+// matmulForm names the product, e.g. "Aᵀ·B", for op names.
+func matmulForm(opts MatmulOptions) string {
+	return matmulOpName("A", opts.TransA) + "·" + matmulOpName("B", opts.TransB)
+}
+
+func matmulOpName(x string, trans bool) string {
+	if trans {
+		return x + "ᵀ"
+	}
+	return x
+}
+
+func matmulBool(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func matmulCeilDiv(a, b int) int { return (a + b - 1) / b }
+
+// RefMatmul is the float64 reference of Matmul. With op(X) = X, or Xᵀ when transX is set,
+// a an aRows×aCols and b a bRows×bCols row-major matrix, it returns the M×N matrix
+//
+//	C[i,j] = act( Σ_k op(A)[i,k]·op(B)[k,j] + bias[j] ) + C0[i,j]
+//
+// where bias (N elements) and c0 (M×N, the previous C of an accumulating Matmul) may be nil
+// for zero. It panics if the shapes do not match.
+func RefMatmul(a []float64, aRows, aCols int, b []float64, bRows, bCols int, transA, transB bool, bias, c0 []float64, act Activation) []float64 {
+	if len(a) != aRows*aCols || len(b) != bRows*bCols {
+		panic(fmt.Sprintf("kernels: RefMatmul: %d values for A of %d×%d, %d for B of %d×%d", len(a), aRows, aCols, len(b), bRows, bCols))
+	}
+	m, k := aRows, aCols
+	if transA {
+		m, k = aCols, aRows
+	}
+	kb, n := bRows, bCols
+	if transB {
+		kb, n = bCols, bRows
+	}
+	if k != kb {
+		panic(fmt.Sprintf("kernels: RefMatmul: op(A) is %d×%d but op(B) is %d×%d", m, k, kb, n))
+	}
+	if bias != nil && len(bias) != n || c0 != nil && len(c0) != m*n {
+		panic(fmt.Sprintf("kernels: RefMatmul: bias has %d values, C0 %d, for C of %d×%d", len(bias), len(c0), m, n))
+	}
+	opA := func(i, kk int) float64 {
+		if transA {
+			return a[kk*aCols+i]
+		}
+		return a[i*aCols+kk]
+	}
+	opB := func(kk, j int) float64 {
+		if transB {
+			return b[j*bCols+kk]
+		}
+		return b[kk*bCols+j]
+	}
+	out := make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			s := 0.0
+			for kk := 0; kk < k; kk++ {
+				s += opA(i, kk) * opB(kk, j)
+			}
+			if bias != nil {
+				s += bias[j]
+			}
+			s = RefActivate(act, s)
+			if c0 != nil {
+				s += c0[i*n+j]
+			}
+			out[i*n+j] = s
+		}
+	}
+	return out
+}

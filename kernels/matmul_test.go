@@ -1,0 +1,333 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// matmulForms are the three products a forward and backward pass need.
+var matmulForms = []MatmulOptions{
+	{},             // A·B:  forward
+	{TransA: true}, // Aᵀ·B: weight gradient Xᵀ·dY
+	{TransB: true}, // A·Bᵀ: input gradient dY·Wᵀ
+}
+
+// matmulSizes are M×N×K: degenerate, awkward (not multiples of the 32×64 tile or of the 4-step
+// K loop), one exact tile, vectors, and two that need many workgroups.
+var matmulSizes = [][3]int{
+	{1, 1, 1}, {7, 13, 5}, {129, 257, 65}, {64, 64, 64}, {1, 300, 64}, {300, 1, 64}, {257, 130, 301},
+}
+
+// matmulCase is one product to check against RefMatmul.
+type matmulCase struct {
+	m, n, k    int
+	opts       MatmulOptions // Bias is replaced by a random vector when bias is set
+	bias       bool
+	tensorRank int // 0 or 2: plain matrices; 3: A and C as [2, rows/2, cols] tensors
+}
+
+func (mc matmulCase) String() string {
+	s := fmt.Sprintf("%s_%dx%dx%d", matmulTag(mc.opts), mc.m, mc.n, mc.k)
+	if mc.bias {
+		s += "+bias"
+	}
+	if mc.opts.Act != Identity {
+		s += "_" + mc.opts.Act.String()
+	}
+	if mc.opts.Accumulate {
+		s += "_accumulate"
+	}
+	if mc.opts.plain {
+		s += "_plain"
+	}
+	return s
+}
+
+// matmulTag names a form in ASCII for test and benchmark names (-run, -bench patterns):
+// AB, AtB or ABt.
+func matmulTag(opts MatmulOptions) string {
+	s := "A"
+	if opts.TransA {
+		s += "t"
+	}
+	s += "B"
+	if opts.TransB {
+		s += "t"
+	}
+	return s
+}
+
+// checkMatmul runs one case on fresh random inputs (C poisoned with NaN, or random when
+// accumulating) and compares with RefMatmul.
+func checkMatmul(t *testing.T, l *Library, rng *rand.Rand, mc matmulCase) {
+	t.Helper()
+	m, n, k := mc.m, mc.n, mc.k
+	aShape, bShape := []int{m, k}, []int{k, n}
+	if mc.opts.TransA {
+		aShape = []int{k, m}
+	}
+	if mc.opts.TransB {
+		bShape = []int{n, k}
+	}
+	cShape := []int{m, n}
+	if mc.tensorRank == 3 {
+		aShape = append([]int{2, aShape[0] / 2}, aShape[1:]...)
+		cShape = []int{2, m / 2, n}
+	}
+	av, bv := randn(rng, m*k, 1), randn(rng, k*n, 1)
+	a := mustTensor(t, l, "A", av, aShape...)
+	b := mustTensor(t, l, "B", bv, bShape...)
+	opts := mc.opts
+	var bias64, c064 []float64
+	if mc.bias {
+		bb := randn(rng, n, 1)
+		opts.Bias = mustTensor(t, l, "bias", bb, n)
+		bias64 = to64(bb)
+	}
+	var c *Tensor
+	if opts.Accumulate {
+		c0 := randn(rng, m*n, 1)
+		c = mustTensor(t, l, "C", c0, cShape...)
+		c064 = to64(c0)
+	} else {
+		c = poisoned(t, l, "C", cShape...)
+	}
+	op, err := l.Matmul(c, a, b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Release()
+	if err := l.Run(op); err != nil {
+		t.Fatal(err)
+	}
+	a64, b64 := to64(av), to64(bv)
+	ar, ac := m, k
+	if opts.TransA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if opts.TransB {
+		br, bc = n, k
+	}
+	want := RefMatmul(a64, ar, ac, b64, br, bc, opts.TransA, opts.TransB, bias64, c064, opts.Act)
+	// The scale of each element's rounding error: Σ_k |op(A)[i,k]·op(B)[k,j]| + |bias| + |C0|.
+	scale := RefMatmul(absAll(a64), ar, ac, absAll(b64), br, bc, opts.TransA, opts.TransB, absAll(bias64), absAll(c064), Identity)
+	assertMatmulClose(t, mc.String(), readT(t, c), want, scale, opts.Act.Tolerance())
+}
+
+// assertMatmulClose checks |got − want| ≤ tol · max(1, scale) per element, where scale is
+// Σ_k |op(A)[i,k]·op(B)[k,j]| + |bias[j]| + |C0[i,j]|. A float32 dot product of length K
+// is off by up to ~K·2⁻²⁴ times that sum (~√K·2⁻²⁴ typically), which relative error
+// against |want| would misjudge where terms cancel; with K ≤ 301 here the bound is below
+// 2e-5, so tol = 1e-4 (1e-3 for activations built on f32 transcendentals, whose error
+// Activation.Tolerance states and whose slopes are ≤ 1.13) still catches a single missing
+// or doubled term (~scale/K ≥ 3e-3·scale).
+func assertMatmulClose(t *testing.T, what string, got []float32, want, scale []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	worst, at := 0.0, -1
+	for i, g := range got {
+		if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
+			t.Fatalf("%s: element %d is %v, want %v", what, i, g, want[i])
+		}
+		e := math.Abs(float64(g)-want[i]) / math.Max(1, scale[i])
+		if e > worst {
+			worst, at = e, i
+		}
+	}
+	if worst > tol {
+		t.Fatalf("%s: element %d: got %v, want %v (error %.3g of the scale %.3g > %.3g)", what, at, got[at], want[at], worst, scale[at], tol)
+	}
+}
+
+func absAll(xs []float64) []float64 {
+	if xs == nil {
+		return nil
+	}
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = math.Abs(x)
+	}
+	return out
+}
+
+func TestMatmul(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	for _, form := range matmulForms {
+		for _, sz := range matmulSizes {
+			for _, bias := range []bool{false, true} {
+				mc := matmulCase{m: sz[0], n: sz[1], k: sz[2], opts: form, bias: bias}
+				t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+			}
+		}
+	}
+}
+
+// TestMatmulActivations runs every activation in the epilogue of every form.
+func TestMatmulActivations(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	for _, form := range matmulForms {
+		for act := Identity; int(act) < len(activationNames); act++ {
+			opts := form
+			opts.Act = act
+			mc := matmulCase{m: 45, n: 70, k: 19, opts: opts, bias: true}
+			t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+		}
+	}
+}
+
+// TestMatmulAccumulate checks C += act(op(A)·op(B) + bias) on random previous contents, and
+// that recording the op twice adds twice.
+func TestMatmulAccumulate(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	for _, form := range matmulForms {
+		for _, sz := range [][3]int{{7, 13, 5}, {129, 257, 65}} {
+			opts := form
+			opts.Accumulate = true
+			mc := matmulCase{m: sz[0], n: sz[1], k: sz[2], opts: opts}
+			t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+		}
+	}
+	opts := MatmulOptions{TransA: true, Accumulate: true, Act: Tanh}
+	mc := matmulCase{m: 33, n: 40, k: 9, opts: opts, bias: true}
+	t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+
+	t.Run("twice", func(t *testing.T) {
+		m, n, k := 37, 21, 11
+		av, bv, c0 := randn(rng, m*k, 1), randn(rng, k*n, 1), randn(rng, m*n, 1)
+		a := mustTensor(t, l, "A", av, m, k)
+		b := mustTensor(t, l, "B", bv, k, n)
+		c := mustTensor(t, l, "C", c0, m, n)
+		op, err := l.Matmul(c, a, b, MatmulOptions{Accumulate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer op.Release()
+		if err := l.Run(op, op); err != nil {
+			t.Fatal(err)
+		}
+		a64, b64 := to64(av), to64(bv)
+		want := RefMatmul(a64, m, k, b64, k, n, false, false, nil, RefMatmul(a64, m, k, b64, k, n, false, false, nil, to64(c0), Identity), Identity)
+		scale := RefMatmul(absAll(a64), m, k, absAll(b64), k, n, false, false, nil, absAll(to64(c0)), Identity)
+		for i := range scale {
+			scale[i] *= 2
+		}
+		assertMatmulClose(t, "C + 2·A·B", readT(t, c), want, scale, 1e-4)
+	})
+}
+
+// TestMatmulPlain runs the kernel for adapters without subgroups on every form.
+func TestMatmulPlain(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	for _, form := range matmulForms {
+		for _, sz := range [][3]int{{1, 1, 1}, {7, 13, 5}, {129, 257, 65}} {
+			opts := form
+			opts.plain = true
+			mc := matmulCase{m: sz[0], n: sz[1], k: sz[2], opts: opts, bias: true}
+			t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+		}
+		opts := form
+		opts.plain, opts.Act, opts.Accumulate = true, GELU, true
+		mc := matmulCase{m: 30, n: 66, k: 7, opts: opts, bias: true}
+		t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+	}
+}
+
+// TestMatmulTensorViews multiplies rank-3 tensors, viewed as matrices by Rows and Cols.
+func TestMatmulTensorViews(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	mc := matmulCase{m: 40, n: 24, k: 12, bias: true, tensorRank: 3}
+	checkMatmul(t, l, rng, mc)
+}
+
+// TestMatmulBothTransposed covers Aᵀ·Bᵀ, which no layer needs but the options allow.
+func TestMatmulBothTransposed(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	mc := matmulCase{m: 45, n: 70, k: 19, opts: MatmulOptions{TransA: true, TransB: true}, bias: true}
+	checkMatmul(t, l, rng, mc)
+}
+
+func TestMatmulErrors(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	tensor := func(label string, shape ...int) *Tensor {
+		n := 1
+		for _, s := range shape {
+			n *= s
+		}
+		return mustTensor(t, l, label, randn(rng, n, 1), shape...)
+	}
+	a34, b52, b42 := tensor("A", 3, 4), tensor("B", 5, 2), tensor("B", 4, 2)
+	c32, c33, c12 := tensor("C", 3, 2), tensor("C", 3, 3), tensor("C", 1, 2)
+	cases := []struct {
+		name    string
+		c, a, b *Tensor
+		opts    MatmulOptions
+		want    []string
+	}{
+		{"inner", c32, a34, b52, MatmulOptions{}, []string{"matmul", "A is 3×4", "B is 5×2", "inner dimensions"}},
+		{"inner transA", c32, a34, b42, MatmulOptions{TransA: true}, []string{"Aᵀ is 4×3 (A is 3×4)", "B is 4×2", "inner dimensions 3 and 4"}},
+		{"inner transB", c32, a34, b42, MatmulOptions{TransB: true}, []string{"A is 3×4", "Bᵀ is 2×4 (B is 4×2)"}},
+		{"output", c33, a34, b42, MatmulOptions{}, []string{"C is 3×3", "A·B is 3×2"}},
+		{"bias", c32, a34, b42, MatmulOptions{Bias: tensor("bias", 3)}, []string{"bias", "3 elements", "2 columns"}},
+		{"activation", c32, a34, b42, MatmulOptions{Act: Activation(99)}, []string{"matmul", "activation"}},
+		{"alias", a34, a34, tensor("B", 4, 4), MatmulOptions{}, []string{"matmul", "also an input"}},
+		{"alias bias", c12, tensor("A", 1, 4), b42, MatmulOptions{Bias: c12}, []string{"matmul", "same tensor"}},
+		{"nil", nil, a34, b42, MatmulOptions{}, []string{"matmul", "nil tensor"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			op, err := l.Matmul(tc.c, tc.a, tc.b, tc.opts)
+			if err == nil {
+				op.Release()
+				t.Fatalf("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestRefMatmul pins the reference itself on a product worked by hand.
+func TestRefMatmul(t *testing.T) {
+	// A = [1 2; 3 4], B = [5 6; 7 8]: A·B = [19 22; 43 50], Aᵀ·B = [26 30; 38 44],
+	// A·Bᵀ = [17 23; 39 53].
+	a, b := []float64{1, 2, 3, 4}, []float64{5, 6, 7, 8}
+	for _, tc := range []struct {
+		transA, transB bool
+		want           []float64
+	}{
+		{false, false, []float64{19, 22, 43, 50}},
+		{true, false, []float64{26, 30, 38, 44}},
+		{false, true, []float64{17, 23, 39, 53}},
+	} {
+		got := RefMatmul(a, 2, 2, b, 2, 2, tc.transA, tc.transB, nil, nil, Identity)
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Fatalf("transA %v transB %v: got %v, want %v", tc.transA, tc.transB, got, tc.want)
+			}
+		}
+	}
+	// ReLU(A·B + bias) + C0 with bias = [-20, 0], C0 = 1.
+	got := RefMatmul(a, 2, 2, b, 2, 2, false, false, []float64{-20, 0}, []float64{1, 1, 1, 1}, ReLU)
+	want := []float64{1, 23, 24, 51}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("epilogue: got %v, want %v", got, want)
+		}
+	}
+}

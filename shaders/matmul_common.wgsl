@@ -1,0 +1,109 @@
+// matmul_common.wgsl — bindings, loads and the epilogue shared by the matmul kernels.
+//
+// Not a kernel: matmul.wgsl and matmul_plain.wgsl include it with `//!include matmul_common.wgsl`
+// (and activations.wgsl, which act_fwd comes from).
+//
+// Computes C = act(op(A)·op(B) + bias), or C += act(op(A)·op(B) + bias) when accumulating,
+// where op(X) is X or Xᵀ. M×N is the shape of C and K the inner dimension.
+//
+// Bindings (group 0):
+//   0: a     array<f32>, read: A, M×K row-major (K×M when TRANS_A)
+//   1: b     array<f32>, read: B, K×N row-major (N×K when TRANS_B)
+//   2: bias  array<f32>, read: N elements added to every row (read only when HAS_BIAS; the
+//            launcher binds A here otherwise)
+//   3: c     array<f32>, M×N row-major, written (and read first when ACCUMULATE)
+//   4: p     uniform Params { m, n, k: u32 }
+// Overrides: TRANS_A, TRANS_B, HAS_BIAS, ACCUMULATE (bool), ACT (u32, a kernels.Activation).
+// All five are compile-time. The epilogue's options were uniforms at first; that cost 15–20%
+// at the trainer's 300×64×64 on lavapipe, which evidently ran the activation switch's cases
+// and both branches for every element even when the activation was the identity.
+
+struct Params {
+	m: u32,
+	n: u32,
+	k: u32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override HAS_BIAS: bool = false;
+override ACCUMULATE: bool = false;
+override ACT: u32 = 0u;
+
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+// op(A)[i, kk] for a row i < M and kk < K.
+fn a_at(i: u32, kk: u32) -> f32 {
+	if (TRANS_A) {
+		return a[kk * p.m + i];
+	}
+	return a[i * p.k + kk];
+}
+
+// op(B)[kk, j] for kk < K and a column j < N.
+fn b_at(kk: u32, j: u32) -> f32 {
+	if (TRANS_B) {
+		return b[j * p.k + kk];
+	}
+	return b[kk * p.n + j];
+}
+
+// op(A)[i, kk..kk+3]: the k past the first kn are read as 0, so a last partial step of the
+// K loop adds nothing for them (their clamped index keeps the read inside A).
+fn a_k4(i: u32, kk: u32, kn: u32) -> vec4<f32> {
+	let last = p.k - 1u;
+	return vec4<f32>(
+		a_at(i, kk),
+		select(0.0, a_at(i, min(kk + 1u, last)), kn > 1u),
+		select(0.0, a_at(i, min(kk + 2u, last)), kn > 2u),
+		select(0.0, a_at(i, min(kk + 3u, last)), kn > 3u));
+}
+
+// op(B)[kk, cols.x], ..., op(B)[kk, cols.w]: one row of B restricted to 4 columns.
+fn b_row4(kk: u32, cols: vec4<u32>) -> vec4<f32> {
+	return vec4<f32>(b_at(kk, cols.x), b_at(kk, cols.y), b_at(kk, cols.z), b_at(kk, cols.w));
+}
+
+// op(B)[kk+t, cols] for t = 0..3 as the columns of a matrix, zero for t ≥ kn (see a_k4).
+fn b_k4(kk: u32, kn: u32, cols: vec4<u32>) -> mat4x4<f32> {
+	let last = p.k - 1u;
+	let z = vec4<f32>(0.0);
+	return mat4x4<f32>(
+		b_row4(kk, cols),
+		select(z, b_row4(min(kk + 1u, last), cols), kn > 1u),
+		select(z, b_row4(min(kk + 2u, last), cols), kn > 2u),
+		select(z, b_row4(min(kk + 3u, last), cols), kn > 3u));
+}
+
+// The clamped column indices of the 4 columns starting at col: columns past N load column
+// N-1 (in bounds, never stored).
+fn cols4(col: u32) -> vec4<u32> {
+	return min(vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+}
+
+// Writes act(v + bias) (+ the old C) to C[row, col..col+3], skipping what lies outside C.
+// bias is statically used even when HAS_BIAS is false, so it stays in the default layout.
+fn store4(row: u32, col: u32, v: vec4<f32>) {
+	if (row >= p.m) {
+		return;
+	}
+	for (var j = 0u; j < 4u; j++) {
+		let cj = col + j;
+		if (cj < p.n) {
+			var x = v[j];
+			if (HAS_BIAS) {
+				x += bias[cj];
+			}
+			x = act_fwd(x, ACT);
+			let at = row * p.n + cj;
+			if (ACCUMULATE) {
+				x += c[at];
+			}
+			c[at] = x;
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"osds/kernels"
+	"osds/nn"
+)
+
+// Save writes a checkpoint: every parameter, the Adam moments, log Z and the iteration
+// count, with the configuration in the metadata. The file is replaced atomically, and a
+// parameter holding NaN or Inf is an error (naming it) that leaves the previous
+// checkpoint in place. Noise is counter-based (seed, iteration), so the iteration count
+// is all the RNG state there is: a resumed run draws exactly the noise the uninterrupted
+// one would have.
+func (t *Trainer) Save(path string, target string) error {
+	// Reading parameters waits for the submitted iterations; the scalars still in the
+	// readback ring stay there for Step or Flush to report.
+	ps := append(t.Net.Params(), t.Net.LogZ)
+	ts, err := nn.Snapshot(ps)
+	if err != nil {
+		return fmt.Errorf("train: not saving iteration %d: %w", t.iter, err)
+	}
+	for _, m := range t.moment {
+		v, err := m.Read()
+		if err != nil {
+			return err
+		}
+		ts = append(ts, nn.NamedTensor{Name: m.Label(), Shape: []int{m.Len()}, Data: v})
+	}
+	cfg, err := json.Marshal(t.Cfg)
+	if err != nil {
+		return err
+	}
+	md := map[string]string{
+		"format": "osds-sampler-checkpoint-1", "config": string(cfg), "target": target,
+		"iteration": strconv.Itoa(t.iter), "dim": strconv.Itoa(t.Net.Dim),
+	}
+	return nn.WriteSafetensors(path, ts, md)
+}
+
+// Checkpoint is what LoadCheckpoint reads before a trainer exists.
+type Checkpoint struct {
+	Cfg     Config
+	Target  string
+	Dim     int
+	Iter    int
+	tensors []nn.NamedTensor
+}
+
+// LoadCheckpoint reads and validates a checkpoint written by Save.
+func LoadCheckpoint(path string) (*Checkpoint, error) {
+	ts, md, err := nn.ReadSafetensors(path)
+	if err != nil {
+		return nil, err
+	}
+	if md["format"] != "osds-sampler-checkpoint-1" {
+		return nil, fmt.Errorf("train: %s is not an osds sampler checkpoint (metadata format %q)", path, md["format"])
+	}
+	c := &Checkpoint{Target: md["target"], tensors: ts}
+	if err := json.Unmarshal([]byte(md["config"]), &c.Cfg); err != nil {
+		return nil, fmt.Errorf("train: %s: bad config in metadata: %w", path, err)
+	}
+	if c.Iter, err = strconv.Atoi(md["iteration"]); err != nil {
+		return nil, fmt.Errorf("train: %s: bad iteration %q", path, md["iteration"])
+	}
+	if c.Dim, err = strconv.Atoi(md["dim"]); err != nil {
+		return nil, fmt.Errorf("train: %s: bad dimension %q", path, md["dim"])
+	}
+	return c, nil
+}
+
+// Restore loads the checkpoint's parameters, moments and iteration into t, which must
+// have been built with the checkpoint's configuration.
+func (t *Trainer) Restore(c *Checkpoint) error {
+	if c.Dim != t.Net.Dim {
+		return fmt.Errorf("train: checkpoint has dimension %d, trainer %d", c.Dim, t.Net.Dim)
+	}
+	if err := nn.Restore(append(t.Net.Params(), t.Net.LogZ), c.tensors); err != nil {
+		return err
+	}
+	byName := map[string]nn.NamedTensor{}
+	for _, x := range c.tensors {
+		byName[x.Name] = x
+	}
+	for _, m := range t.moment {
+		x, ok := byName[m.Label()]
+		if !ok {
+			return fmt.Errorf("train: checkpoint lacks optimizer state %q", m.Label())
+		}
+		if err := m.Write(x.Data); err != nil {
+			return err
+		}
+	}
+	t.iter = c.Iter
+	return nil
+}
+
+// TargetReward returns the reward builder of a named synthetic target.
+func TargetReward(name string) RewardFunc {
+	return func(l *kernels.Library, logr, z *kernels.Tensor) (*kernels.Op, error) {
+		return l.LogReward(logr, nil, z, kernels.TargetKind(name))
+	}
+}

@@ -1,0 +1,358 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"osds/gpu"
+	"osds/kernels"
+	"osds/nn"
+)
+
+// Config describes a diffusion sampler and how it is trained (defaults: DefaultConfig,
+// the published benchmark settings).
+type Config struct {
+	Steps     int     // T, the number of SDE steps on [0, 1]
+	Sigma2    float64 // σ², the diffusion coefficient
+	Batch     int     // trajectories per iteration
+	Width     int     // hidden width of every MLP
+	Harmonics int     // Fourier time features (frequencies linspace(0.1, 100, H))
+	Objective kernels.Objective
+	LR        float64 // Adam learning rate of the drift network
+	LRLogZ    float64 // Adam learning rate of log Z (TB)
+	// Explore is the extra per-step exploration std e of the behaviour policy, decayed
+	// linearly to 0 over ExploreIters iterations.
+	Explore      float64
+	ExploreIters int
+	Seed         uint64
+}
+
+// DefaultConfig returns the settings of the diffusion-sampler benchmarks (T = 100,
+// batch 300, width 64, 64 harmonics, TB with log Z at lr 0.1, drift at 1e-3).
+func DefaultConfig(t Target) Config {
+	return Config{Steps: 100, Sigma2: t.Sigma2(), Batch: 300, Width: 64, Harmonics: 64,
+		Objective: kernels.TB, LR: 1e-3, LRLogZ: 0.1, ExploreIters: 5000, Seed: 1}
+}
+
+func (c Config) check() error {
+	switch {
+	case c.Steps < 1:
+		return fmt.Errorf("train: steps %d (want ≥ 1)", c.Steps)
+	case !(c.Sigma2 > 0) || math.IsInf(c.Sigma2, 0):
+		return fmt.Errorf("train: σ² = %v (want a positive finite value)", c.Sigma2)
+	case c.Batch < 1:
+		return fmt.Errorf("train: batch %d (want ≥ 1)", c.Batch)
+	case c.Width < 1 || c.Harmonics < 1:
+		return fmt.Errorf("train: width %d and harmonics %d must be positive", c.Width, c.Harmonics)
+	case c.Explore < 0:
+		return fmt.Errorf("train: exploration %v (want ≥ 0)", c.Explore)
+	}
+	return nil
+}
+
+// Network is the drift u_φ(z, t) of the published sampler architecture:
+//
+//	temb(t) = L_t2(GELU(L_t1([sin(f t + φ), cos(f t + φ)])))     (time, per step)
+//	h       = L_s(z) + temb(t)
+//	u       = L_3(GELU(L_2(GELU(L_1(GELU(h))))))                  (L_3 zero-initialised)
+//
+// and the scalar log Z of trajectory balance.
+type Network struct {
+	Dim, Width, Harmonics int
+	Freq                  *kernels.Tensor // [H] constant frequencies
+	Phase                 *nn.Param       // [H] learned phase
+	T1, T2, S, L1, L2, L3 *nn.Linear
+	LogZ                  *nn.Param // [1]
+}
+
+// NewNetwork initialises the network (PyTorch-style uniform init, normal phases, zero
+// last layer, log Z = 0).
+func NewNetwork(d *gpu.Device, dim, width, harmonics int, rng *rand.Rand) (*Network, error) {
+	n := &Network{Dim: dim, Width: width, Harmonics: harmonics}
+	var err error
+	fail := func(e error) (*Network, error) { n.Release(); return nil, e }
+	if n.Freq, err = kernels.FromSlice(d, "time.freq", kernels.Linspace(0.1, 100, harmonics), harmonics); err != nil {
+		return fail(err)
+	}
+	if n.Phase, err = nn.NewParam(d, "time.phase", nn.NormalInit(rng, harmonics), harmonics); err != nil {
+		return fail(err)
+	}
+	layers := []struct {
+		dst     **nn.Linear
+		name    string
+		in, out int
+		zero    bool
+	}{
+		{&n.T1, "time.l1", 2 * harmonics, width, false},
+		{&n.T2, "time.l2", width, width, false},
+		{&n.S, "state", dim, width, false},
+		{&n.L1, "joint.l1", width, width, false},
+		{&n.L2, "joint.l2", width, width, false},
+		{&n.L3, "joint.out", width, dim, true},
+	}
+	for _, l := range layers {
+		if *l.dst, err = nn.NewLinear(d, l.name, l.in, l.out, rng, l.zero); err != nil {
+			return fail(err)
+		}
+	}
+	if n.LogZ, err = nn.NewParam(d, "logZ", []float32{0}, 1); err != nil {
+		return fail(err)
+	}
+	return n, nil
+}
+
+// Params lists the drift network's parameters (without log Z).
+func (n *Network) Params() []*nn.Param {
+	ps := []*nn.Param{n.Phase}
+	for _, l := range []*nn.Linear{n.T1, n.T2, n.S, n.L1, n.L2, n.L3} {
+		ps = append(ps, l.Params()...)
+	}
+	return ps
+}
+
+// Release frees every tensor.
+func (n *Network) Release() {
+	n.Freq.Release()
+	for _, p := range append(n.Params(), n.LogZ) {
+		if p != nil {
+			p.Release()
+		}
+	}
+}
+
+// Graph is the recorded computation of one batch of trajectories: the forward SDE with
+// the network at every step, the log-probabilities, log R at the end and, when built for
+// training, the loss and the backward pass into the parameters' gradients. All ops are
+// built once; an iteration records them into one command buffer.
+type Graph struct {
+	net    *Network
+	lib    *kernels.Library
+	batch  int
+	steps  int
+	dt     float64
+	sigma2 float64
+	train  bool
+
+	// Forward state. Z[k] is z_k (Z[0] stays 0); U[k] the drift of step k; the pre- and
+	// post-activations are kept per step only when training.
+	Z, U                 []*kernels.Tensor
+	h0, a0, h1, a1, h2, a2 []*kernels.Tensor
+	s                    *kernels.Tensor
+	LogPF, LogPB, LogR   *kernels.Tensor
+	tgrid, feat, g1, ga  *kernels.Tensor
+	temb                 *kernels.Tensor
+
+	// Backward state.
+	coef, Stats, du, da, dh *kernels.Tensor
+	dtemb, dga, dg1, dfeat  *kernels.Tensor
+	onesB, onesT            *kernels.Tensor
+
+	timeOps, stepOps, rewardOps, lossOps, backOps []*kernels.Op
+	sde                                           []*kernels.SDEStepOp
+	sdeParams                                     kernels.SDEParams
+	owned                                         []*kernels.Tensor
+}
+
+// RewardFunc builds the op that writes log R(z) [B] for a batch z [B, d].
+type RewardFunc func(l *kernels.Library, logr, z *kernels.Tensor) (*kernels.Op, error)
+
+// NewGraph builds the ops for batch trajectories of cfg.Steps steps. reward computes
+// log R at the terminal states. With train, activations are kept per step and the loss
+// and backward ops are built too.
+func NewGraph(l *kernels.Library, net *Network, cfg Config, batch int, reward RewardFunc, train bool) (*Graph, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	g := &Graph{net: net, lib: l, batch: batch, steps: cfg.Steps, dt: 1 / float64(cfg.Steps), sigma2: cfg.Sigma2, train: train}
+	if err := g.build(cfg, reward); err != nil {
+		g.Release()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Graph) tensor(label string, shape ...int) *kernels.Tensor {
+	t, err := kernels.NewTensor(g.lib.Device(), label, shape...)
+	if err != nil {
+		panic(buildError{err})
+	}
+	g.owned = append(g.owned, t)
+	return t
+}
+
+// buildError carries an error out of the panicking helpers of build.
+type buildError struct{ err error }
+
+func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			be, ok := r.(buildError)
+			if !ok {
+				panic(r)
+			}
+			err = be.err
+		}
+	}()
+	l, n := g.lib, g.net
+	B, T, d, W, H := g.batch, g.steps, n.Dim, n.Width, n.Harmonics
+	op := func(o *kernels.Op, e error) *kernels.Op {
+		if e != nil {
+			panic(buildError{e})
+		}
+		return o
+	}
+	ops := func(o []*kernels.Op, e error) []*kernels.Op {
+		if e != nil {
+			panic(buildError{e})
+		}
+		return o
+	}
+
+	// Time embedding of every step at once: one [T, ·] chain instead of T tiny ones.
+	g.tgrid = g.tensor("t", T)
+	ts := make([]float32, T)
+	for k := range ts {
+		ts[k] = float32(float64(k) * g.dt)
+	}
+	if err := g.tgrid.Write(ts); err != nil {
+		return err
+	}
+	g.feat, g.g1, g.ga, g.temb = g.tensor("time feat", T, 2*H), g.tensor("time g1", T, W), g.tensor("time ga", T, W), g.tensor("temb", T, W)
+	g.timeOps = append(g.timeOps,
+		op(l.Fourier(g.feat, g.tgrid, n.Freq, n.Phase.Value)),
+		op(n.T1.Forward(l, g.g1, g.feat, kernels.Identity)),
+		op(l.Activate(g.ga, g.g1, kernels.GELU)),
+		op(n.T2.Forward(l, g.temb, g.ga, kernels.Identity)))
+
+	g.Z = make([]*kernels.Tensor, T+1)
+	for k := range g.Z {
+		g.Z[k] = g.tensor(fmt.Sprintf("z%d", k), B, d)
+	}
+	if err := g.Z[0].Fill(0); err != nil {
+		return err
+	}
+	g.U = make([]*kernels.Tensor, T)
+	perStep := func(name string) []*kernels.Tensor {
+		out := make([]*kernels.Tensor, T)
+		for k := range out {
+			if g.train || k == 0 {
+				out[k] = g.tensor(fmt.Sprintf("%s%d", name, k), B, W)
+			} else {
+				out[k] = out[0] // sampling only: one buffer serves every step
+			}
+		}
+		return out
+	}
+	g.h0, g.a0, g.h1, g.a1, g.h2, g.a2 = perStep("h0_"), perStep("a0_"), perStep("h1_"), perStep("a1_"), perStep("h2_"), perStep("a2_")
+	g.s = g.tensor("s", B, W)
+	g.LogPF, g.LogPB, g.LogR = g.tensor("logpf", B), g.tensor("logpb", B), g.tensor("logr", B)
+	g.sdeParams = kernels.SDEParams{Steps: T, Sigma: math.Sqrt(cfg.Sigma2), Seed: cfg.Seed}
+	for k := 0; k < T; k++ {
+		g.U[k] = g.tensor(fmt.Sprintf("u%d", k), B, d)
+		g.stepOps = append(g.stepOps,
+			op(n.S.Forward(l, g.s, g.Z[k], kernels.Identity)),
+			op(l.AddRow(g.h0[k], g.s, g.temb, k)),
+			op(l.Activate(g.a0[k], g.h0[k], kernels.GELU)),
+			op(n.L1.Forward(l, g.h1[k], g.a0[k], kernels.Identity)),
+			op(l.Activate(g.a1[k], g.h1[k], kernels.GELU)),
+			op(n.L2.Forward(l, g.h2[k], g.a1[k], kernels.Identity)),
+			op(l.Activate(g.a2[k], g.h2[k], kernels.GELU)),
+			op(n.L3.Forward(l, g.U[k], g.a2[k], kernels.Identity)))
+		p := g.sdeParams
+		p.Step = k
+		s, err := l.SDEStep(g.Z[k], g.U[k], g.Z[k+1], g.LogPF, g.LogPB, p)
+		if err != nil {
+			return err
+		}
+		g.sde = append(g.sde, s)
+		g.stepOps = append(g.stepOps, s.Op)
+	}
+	g.rewardOps = append(g.rewardOps, op(reward(l, g.LogR, g.Z[T])))
+	if !g.train {
+		return nil
+	}
+
+	// Loss and backward. States are detached (TB is off-policy), so the gradient reaches
+	// each step's drift only through log p_F; steps are independent given the states.
+	g.coef, g.Stats = g.tensor("coef", B), g.tensor("stats", 4)
+	g.lossOps = append(g.lossOps, op(l.TBLoss(g.coef, g.Stats, g.LogPF, g.LogPB, g.LogR, n.LogZ.Value, cfg.Objective)))
+	g.du, g.da, g.dh = g.tensor("du", B, d), g.tensor("da", B, W), g.tensor("dh", B, W)
+	g.dtemb = g.tensor("dtemb", T, W)
+	var err2 error
+	if g.onesB, err2 = nn.Ones(l.Device(), B); err2 != nil {
+		return err2
+	}
+	g.owned = append(g.owned, g.onesB)
+	if g.onesT, err2 = nn.Ones(l.Device(), T); err2 != nil {
+		return err2
+	}
+	g.owned = append(g.owned, g.onesT)
+	for k := 0; k < T; k++ {
+		g.backOps = append(g.backOps, op(l.TBDriftGrad(g.du, g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
+		g.backOps = append(g.backOps, ops(n.L3.Backward(l, g.da, g.du, g.a2[k], g.onesB))...)
+		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dh, g.da, g.h2[k], kernels.GELU)))
+		g.backOps = append(g.backOps, ops(n.L2.Backward(l, g.da, g.dh, g.a1[k], g.onesB))...)
+		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dh, g.da, g.h1[k], kernels.GELU)))
+		g.backOps = append(g.backOps, ops(n.L1.Backward(l, g.da, g.dh, g.a0[k], g.onesB))...)
+		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dh, g.da, g.h0[k], kernels.GELU)))
+		g.backOps = append(g.backOps, ops(n.S.Backward(l, nil, g.dh, g.Z[k], g.onesB))...)
+		g.backOps = append(g.backOps, op(l.SumRowsInto(g.dtemb, k, g.dh)))
+	}
+	g.dga, g.dg1, g.dfeat = g.tensor("dga", T, W), g.tensor("dg1", T, W), g.tensor("dfeat", T, 2*H)
+	g.backOps = append(g.backOps, ops(n.T2.Backward(l, g.dga, g.dtemb, g.ga, g.onesT))...)
+	g.backOps = append(g.backOps, op(l.ActivateBackward(g.dg1, g.dga, g.g1, kernels.GELU)))
+	g.backOps = append(g.backOps, ops(n.T1.Backward(l, g.dfeat, g.dg1, g.feat, g.onesT))...)
+	g.backOps = append(g.backOps, op(l.FourierPhaseGrad(n.Phase.Grad, g.dfeat, g.tgrid, n.Freq, n.Phase.Value)))
+	return nil
+}
+
+// SetNoise sets the Philox stream (fresh noise per iteration) and the exploration std of
+// every step.
+func (g *Graph) SetNoise(stream uint32, explore float64) error {
+	for _, s := range g.sde {
+		p := s.P
+		p.Stream, p.SigmaExplore = stream, explore
+		if err := s.Update(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordForward records the trajectories: clears the log-probability accumulators,
+// computes the time embedding, runs the T steps and log R at the end.
+func (g *Graph) RecordForward(r *kernels.Recorder) {
+	enc := r.Encoder()
+	enc.ClearBuffer(g.LogPF.Buf, 0, uint64(4*g.batch))
+	enc.ClearBuffer(g.LogPB.Buf, 0, uint64(4*g.batch))
+	r.Record(g.timeOps...)
+	r.Record(g.stepOps...)
+	r.Record(g.rewardOps...)
+}
+
+// RecordBackward records the loss and the gradients of every parameter (zeroed first)
+// and of log Z (copied from the loss statistics).
+func (g *Graph) RecordBackward(r *kernels.Recorder) {
+	nn.ZeroGrads(r, g.net.Params())
+	r.Encoder().ClearBuffer(g.dtemb.Buf, 0, uint64(4*g.dtemb.Len()))
+	r.Record(g.lossOps...)
+	r.Record(g.backOps...)
+	// ∂L/∂log Z is stats[1].
+	r.Encoder().CopyBufferToBuffer(g.Stats.Buf, 4, g.net.LogZ.Grad.Buf, 0, 4)
+}
+
+// Release frees the graph's ops and tensors (not the network).
+func (g *Graph) Release() {
+	for _, group := range [][]*kernels.Op{g.timeOps, g.rewardOps, g.lossOps, g.backOps} {
+		for _, o := range group {
+			o.Release()
+		}
+	}
+	for _, o := range g.stepOps {
+		o.Release()
+	}
+	for _, t := range g.owned {
+		t.Release()
+	}
+}
