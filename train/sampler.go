@@ -136,12 +136,12 @@ type Graph struct {
 
 	// Forward state. Z[k] is z_k (Z[0] stays 0); U[k] the drift of step k; the pre- and
 	// post-activations are kept per step only when training.
-	Z, U                 []*kernels.Tensor
+	Z, U                   []*kernels.Tensor
 	h0, a0, h1, a1, h2, a2 []*kernels.Tensor
-	s                    *kernels.Tensor
-	LogPF, LogPB, LogR   *kernels.Tensor
-	tgrid, feat, g1, ga  *kernels.Tensor
-	temb                 *kernels.Tensor
+	s                      *kernels.Tensor
+	LogPF, LogPB, LogR     *kernels.Tensor
+	tgrid, feat, g1, ga    *kernels.Tensor
+	temb                   *kernels.Tensor
 
 	// Backward state.
 	coef, Stats, du, da, dh *kernels.Tensor

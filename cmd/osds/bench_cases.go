@@ -79,7 +79,9 @@ func benchCases(quick bool) []benchCase {
 	for _, s := range [][2]int{{300, 2}, {300, 32}, {2000, 32}} {
 		s := s
 		cs = append(cs, benchCase{kernel: "sde step", shape: fmt.Sprintf("%d×%d", s[0], s[1]), unit: "GB/s",
-			run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureSDEStep(l, s[0], s[1], 100, 5) }})
+			run: func(l *kernels.Library) (float64, float64, error) {
+				return kernels.MeasureSDEStep(l, s[0], s[1], 100, 5)
+			}})
 	}
 	for _, p := range pick([]int{40000, 1 << 20}, []int{40000}) {
 		p := p
@@ -89,6 +91,8 @@ func benchCases(quick bool) []benchCase {
 			run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureAdam(l, p, true, 20) }})
 	}
 	cs = append(cs, benchCase{kernel: "gather rows", shape: "300 of 600000×32", unit: "GB/s",
-		run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureGather(l, false, 600000, 300, 32, 20) }})
+		run: func(l *kernels.Library) (float64, float64, error) {
+			return kernels.MeasureGather(l, false, 600000, 300, 32, 20)
+		}})
 	return cs
 }
