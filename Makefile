@@ -18,8 +18,12 @@ test: setup
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_TEST) -p $(TEST_PARALLEL) -timeout 20m ./...
 
+# The built-in demo: check the adapter, train a sampler on the 25-Gaussian mixture for a
+# few minutes (a short run of the published benchmark configuration) and evaluate it.
 demo: build
 	./bin/osds info
+	./bin/osds train --target gmm25 --iters 400 --explore 0.2 --out out/demo
+	./bin/osds eval --checkpoint out/demo/checkpoint.safetensors
 
 bench: build
 	./bin/osds bench --json out/bench.jsonl

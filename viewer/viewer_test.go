@@ -202,3 +202,42 @@ func TestViewerDensityShowsPoints(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDrawDensity measures one frame of the density view of 300 points in a 480×480
+// window (the live view of `osds train --view`), drawing and presenting included.
+func BenchmarkDrawDensity(b *testing.B) {
+	if os.Getenv("DISPLAY") == "" {
+		b.Fatal("set DISPLAY (e.g. run under Xvfb) to benchmark the viewer")
+	}
+	dev, err := gpu.NewDevice()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dev.Release()
+	pts := make([]float32, 600)
+	for i := range pts {
+		pts[i] = float32((i*7919)%280)/10 - 14
+	}
+	buf, _ := dev.CreateBuffer("points", 4*600, gpu.StorageUsage)
+	defer buf.Release()
+	dev.Queue().WriteFloat32(buf, 0, pts)
+	w, err := Open(dev, dev.Adapter(), "bench", 480, 480)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Show(buf, Grid{N: 300, W: 2, Density: true, Extent: [4]float32{-14, 14, -14, 14}, Radius: 2.5}); err != nil {
+		b.Fatal(err)
+	}
+	w.Draw()
+	dev.Queue().Wait()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := w.Draw(); err != nil {
+			b.Fatal(err)
+		}
+		if err := dev.Queue().Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
