@@ -165,6 +165,13 @@ func (d *Device) Release() {
 	d.state = nil
 }
 
+// Destroy makes the device lost at once and frees its memory; every later call returns
+// an error wrapping ErrDeviceLost. Release must still be called.
+func (d *Device) Destroy() {
+	C.osds_DeviceDestroy(d.h)
+	C.osds_InstanceProcessEvents(d.inst.h)
+}
+
 // Limits returns the limits the device was created with.
 func (d *Device) Limits() Limits { return d.limits }
 

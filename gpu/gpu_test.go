@@ -399,3 +399,46 @@ func TestTimestamps(t *testing.T) {
 		t.Fatalf("end timestamp %d before begin %d", t1, t0)
 	}
 }
+
+func TestUncapturedErrorIsReturnedByNextCall(t *testing.T) {
+	d := testDevice(t)
+	// A buffer without CopyDst cannot be written by the queue; the write itself is not
+	// inside an error scope, so the runtime reports it as an uncaptured error.
+	b, err := d.CreateBuffer("no-copy-dst", 64, UsageStorage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	if err := d.Queue().WriteBuffer(b, 0, make([]byte, 16)); err != nil {
+		t.Fatalf("the write is asynchronous; got an error at once: %v", err)
+	}
+	_, err = d.CreateBuffer("next", 16, StorageUsage)
+	if err == nil || !strings.Contains(err.Error(), "uncaptured") {
+		t.Fatalf("next call: got %v, want the uncaptured validation error", err)
+	}
+	// Reported once: the call after that succeeds.
+	next, err := d.CreateBuffer("after", 16, StorageUsage)
+	if err != nil {
+		t.Fatalf("error reported twice: %v", err)
+	}
+	next.Release()
+}
+
+func TestDeviceLossIsAnErrorNotAHang(t *testing.T) {
+	d := testDevice(t)
+	b, err := d.CreateBuffer("x", 64, StorageUsage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	d.Destroy()
+	if _, err := d.CreateBuffer("after loss", 16, StorageUsage); !errors.Is(err, ErrDeviceLost) {
+		t.Fatalf("CreateBuffer after loss: %v, want ErrDeviceLost", err)
+	}
+	if err := d.Queue().Wait(); !errors.Is(err, ErrDeviceLost) {
+		t.Fatalf("Queue.Wait after loss: %v, want ErrDeviceLost", err)
+	}
+	if _, err := b.ReadFloat32(0, 4); !errors.Is(err, ErrDeviceLost) {
+		t.Fatalf("reading after loss: %v, want ErrDeviceLost", err)
+	}
+}
