@@ -1,9 +1,6 @@
 package gpu
 
-import (
-	"sort"
-	"sync"
-)
+import "sync"
 
 // live counts the webgpu.h handles this package holds, per kind, so tests can check that
 // create/release cycles leak nothing on our side.
@@ -34,15 +31,4 @@ func LiveObjects() (total int64, byKind map[string]int64) {
 		}
 	}
 	return total, byKind
-}
-
-// LiveKinds returns the kinds with live handles, sorted, for error messages.
-func LiveKinds() []string {
-	_, m := LiveObjects()
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

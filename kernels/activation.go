@@ -3,7 +3,6 @@ package kernels
 import (
 	"fmt"
 	"math"
-	"strings"
 )
 
 // Activation selects an elementwise nonlinearity; the values match act_fwd/act_bwd in
@@ -33,16 +32,6 @@ func (a Activation) String() string {
 		return activationNames[a]
 	}
 	return fmt.Sprintf("activation(%d)", uint32(a))
-}
-
-// ParseActivation maps a name such as "gelu" to an Activation.
-func ParseActivation(s string) (Activation, error) {
-	for i, n := range activationNames {
-		if strings.EqualFold(n, s) {
-			return Activation(i), nil
-		}
-	}
-	return 0, fmt.Errorf("kernels: unknown activation %q (want one of %s)", s, strings.Join(activationNames, ", "))
 }
 
 func (a Activation) valid() error {

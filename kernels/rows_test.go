@@ -1,6 +1,9 @@
 package kernels
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 func TestAddRowAndSumRowsInto(t *testing.T) {
 	l := testLib(t)
@@ -24,8 +27,24 @@ func TestAddRowAndSumRowsInto(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertClose(t, "add row", readT(t, out), RefAddRow(to64(xs), to64(tab), s.c, s.row), 1e-6)
-		// Column sums of B normal values: error relative to sqrt(B)·max|dy| is ~B·eps.
-		assertClose(t, "sum rows into", readT(t, table), RefSumRowsInto(to64(tab), to64(dys), s.c, s.row), 1e-4)
+		// A column sum's rounding error scales with Σ|terms|, not with the (possibly small)
+		// result: compare against 1e-6·Σ|terms| (a missing or doubled row is off by ~|dy|).
+		got, want := readT(t, table), RefSumRowsInto(to64(tab), to64(dys), s.c, s.row)
+		for c := 0; c < s.c; c++ {
+			i := s.row*s.c + c
+			scale := math.Abs(float64(tab[i]))
+			for b := 0; b < s.b; b++ {
+				scale += math.Abs(float64(dys[b*s.c+c]))
+			}
+			if d := math.Abs(float64(got[i]) - want[i]); !(d <= 1e-6*scale) {
+				t.Fatalf("sum rows into %v: column %d: got %v, want %v (error %.3g > %.3g)", s, c, got[i], want[i], d, 1e-6*scale)
+			}
+		}
+		for i := range got {
+			if i/s.c != s.row && got[i] != tab[i] {
+				t.Fatalf("sum rows into %v: element %d outside row %d changed", s, i, s.row)
+			}
+		}
 		add.Release()
 		sum.Release()
 	}
