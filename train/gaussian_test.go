@@ -2,6 +2,7 @@ package train
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -45,6 +46,9 @@ func TestSamplerLearnsGaussian(t *testing.T) {
 	cfg := DefaultConfig(target)
 	cfg.Steps, cfg.Batch, cfg.Seed = 20, 256, 7
 	cfg.LR = 3e-3
+	// Half the iterations train on backward trajectories from the replay buffer, so both
+	// trajectory sources (and the bridge kernels) are exercised.
+	cfg.BothWays, cfg.Buffer = true, 8192
 	tr, err := NewTrainer(l, 2, cfg, gaussianReward(t, l, target))
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +117,15 @@ func TestSamplerLearnsGaussian(t *testing.T) {
 	}
 	if math.Abs(last.LogZ-1.5) > 0.1 {
 		t.Errorf("learned log Z = %.4f, want 1.5 ± 0.1", last.LogZ)
+	}
+	// The EUBO from exact samples bounds log Z from above; for a good sampler it is close.
+	eubo, err := tr.EUBO(target.Sample(rand.New(rand.NewPCG(5, 6)), 2048), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("EUBO %.4f", eubo)
+	if eubo < 1.5-0.02 || eubo > 1.5+0.1 {
+		t.Errorf("EUBO = %.4f, want within [1.48, 1.6] (an upper bound on log Z = 1.5)", eubo)
 	}
 }
 

@@ -26,6 +26,11 @@ type Config struct {
 	Explore      float64
 	ExploreIters int
 	Seed         uint64
+	// BothWays alternates: even iterations train on forward (exploratory) trajectories,
+	// whose terminal states enter a FIFO replay buffer of Buffer states; odd iterations
+	// train on Brownian-bridge backward trajectories from states drawn uniformly from it.
+	BothWays bool
+	Buffer   int
 }
 
 // DefaultConfig returns the settings of the diffusion-sampler benchmarks (T = 100,
@@ -47,6 +52,8 @@ func (c Config) check() error {
 		return fmt.Errorf("train: width %d and harmonics %d must be positive", c.Width, c.Harmonics)
 	case c.Explore < 0:
 		return fmt.Errorf("train: exploration %v (want ≥ 0)", c.Explore)
+	case c.BothWays && c.Buffer < c.Batch:
+		return fmt.Errorf("train: replay buffer of %d states is smaller than the batch %d", c.Buffer, c.Batch)
 	}
 	return nil
 }
@@ -150,7 +157,9 @@ type Graph struct {
 
 	timeOps, stepOps, rewardOps, lossOps, backOps []*kernels.Op
 	sde                                           []*kernels.SDEStepOp
+	bridge                                        []*kernels.BridgeStepOp
 	sdeParams                                     kernels.SDEParams
+	fromData                                      bool // backward trajectories from Z[T]
 	owned                                         []*kernels.Tensor
 }
 
@@ -161,10 +170,22 @@ type RewardFunc func(l *kernels.Library, logr, z *kernels.Tensor) (*kernels.Op, 
 // log R at the terminal states. With train, activations are kept per step and the loss
 // and backward ops are built too.
 func NewGraph(l *kernels.Library, net *Network, cfg Config, batch int, reward RewardFunc, train bool) (*Graph, error) {
+	return newGraph(l, net, cfg, batch, reward, train, false)
+}
+
+// NewBackwardGraph builds the ops for backward trajectories: terminal states written into
+// Z[T] (data, replay-buffer samples) are noised back to 0 along the Brownian bridge p_B,
+// and the policy's log p_F of those transitions is evaluated. The loss and backward ops
+// are the same as for forward trajectories (TB is off-policy).
+func NewBackwardGraph(l *kernels.Library, net *Network, cfg Config, batch int, reward RewardFunc, train bool) (*Graph, error) {
+	return newGraph(l, net, cfg, batch, reward, train, true)
+}
+
+func newGraph(l *kernels.Library, net *Network, cfg Config, batch int, reward RewardFunc, train, fromData bool) (*Graph, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	g := &Graph{net: net, lib: l, batch: batch, steps: cfg.Steps, dt: 1 / float64(cfg.Steps), sigma2: cfg.Sigma2, train: train}
+	g := &Graph{net: net, lib: l, batch: batch, steps: cfg.Steps, dt: 1 / float64(cfg.Steps), sigma2: cfg.Sigma2, train: train, fromData: fromData}
 	if err := g.build(cfg, reward); err != nil {
 		g.Release()
 		return nil, err
@@ -236,6 +257,8 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	perStep := func(name string) []*kernels.Tensor {
 		out := make([]*kernels.Tensor, T)
 		for k := range out {
+			// Training keeps every step's activations for the backward pass; sampling
+			// and evaluation reuse one buffer for all steps.
 			if g.train || k == 0 {
 				out[k] = g.tensor(fmt.Sprintf("%s%d", name, k), B, W)
 			} else {
@@ -248,6 +271,17 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	g.s = g.tensor("s", B, W)
 	g.LogPF, g.LogPB, g.LogR = g.tensor("logpf", B), g.tensor("logpb", B), g.tensor("logr", B)
 	g.sdeParams = kernels.SDEParams{Steps: T, Sigma: math.Sqrt(cfg.Sigma2), Seed: cfg.Seed}
+	if g.fromData {
+		// Noise the terminal states back to z_0 = 0 first; the network then runs on them.
+		for k := T - 1; k >= 0; k-- {
+			b, err := l.BridgeStep(g.Z[k], g.Z[k+1], g.LogPB, kernels.BridgeParams{Step: k, Steps: T, Sigma2: cfg.Sigma2, Seed: cfg.Seed})
+			if err != nil {
+				return err
+			}
+			g.bridge = append(g.bridge, b)
+			g.stepOps = append(g.stepOps, b.Op)
+		}
+	}
 	for k := 0; k < T; k++ {
 		g.U[k] = g.tensor(fmt.Sprintf("u%d", k), B, d)
 		g.stepOps = append(g.stepOps,
@@ -259,6 +293,10 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			op(n.L2.Forward(l, g.h2[k], g.a1[k], kernels.Identity)),
 			op(l.Activate(g.a2[k], g.h2[k], kernels.GELU)),
 			op(n.L3.Forward(l, g.U[k], g.a2[k], kernels.Identity)))
+		if g.fromData {
+			g.stepOps = append(g.stepOps, op(l.LogPF(g.LogPF, g.Z[k], g.Z[k+1], g.U[k], g.dt, g.sigma2)))
+			continue
+		}
 		p := g.sdeParams
 		p.Step = k
 		s, err := l.SDEStep(g.Z[k], g.U[k], g.Z[k+1], g.LogPF, g.LogPB, p)
@@ -314,6 +352,13 @@ func (g *Graph) SetNoise(stream uint32, explore float64) error {
 		p := s.P
 		p.Stream, p.SigmaExplore = stream, explore
 		if err := s.Update(p); err != nil {
+			return err
+		}
+	}
+	for _, b := range g.bridge {
+		p := b.P
+		p.Stream = stream
+		if err := b.Update(p); err != nil {
 			return err
 		}
 	}

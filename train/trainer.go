@@ -21,6 +21,15 @@ type Trainer struct {
 	Net    *Network
 	graph  *Graph
 	reward RewardFunc
+
+	// Replay (Cfg.BothWays): backward-trajectory graph, buffer of terminal states, and the
+	// ops that draw a batch of buffer rows into the backward graph's Z[T].
+	back     *Graph
+	buffer   *kernels.Tensor
+	idx      *kernels.IndexTensor
+	draw     *kernels.Op
+	gather   *kernels.Op
+	inserted int // terminal states pushed into the buffer so far
 	opts   []*kernels.Adam
 	moment []*kernels.Tensor
 	iter   int
@@ -64,6 +73,11 @@ func (t *Trainer) init() error {
 	var err error
 	if t.graph, err = NewGraph(l, t.Net, t.Cfg, t.Cfg.Batch, t.reward, true); err != nil {
 		return err
+	}
+	if t.Cfg.BothWays {
+		if err := t.initReplay(); err != nil {
+			return err
+		}
 	}
 	add := func(p *nn.Param, lr float64) error {
 		m, err := kernels.NewTensor(d, p.Name+".adam_m", p.Len())
@@ -117,6 +131,28 @@ func (t *Trainer) init() error {
 // terminal states z_T (the viewer draws it without a readback).
 func (t *Trainer) Terminal() *kernels.Tensor { return t.graph.Z[t.Cfg.Steps] }
 
+// initReplay builds the replay buffer and the backward-trajectory training graph.
+func (t *Trainer) initReplay() error {
+	l, d, B := t.Lib, t.Net.Dim, t.Cfg.Batch
+	var err error
+	if t.back, err = NewBackwardGraph(l, t.Net, t.Cfg, B, t.reward, true); err != nil {
+		return err
+	}
+	// The buffer holds whole batches: capacity rounded down to a multiple of the batch.
+	rows := t.Cfg.Buffer / B * B
+	if t.buffer, err = kernels.NewTensor(l.Device(), "replay buffer", rows, d); err != nil {
+		return err
+	}
+	if t.idx, err = kernels.NewIndexTensor(l.Device(), "replay draw", B, rows); err != nil {
+		return err
+	}
+	if t.draw, err = l.RandIndex(t.idx, rows, t.Cfg.Seed^0xb0ff, 0); err != nil {
+		return err
+	}
+	t.gather, err = l.Gather(t.back.Z[t.Cfg.Steps], t.buffer, t.idx)
+	return err
+}
+
 // Iter is the number of iterations run so far.
 func (t *Trainer) Iter() int { return t.iter }
 
@@ -133,7 +169,16 @@ func (t *Trainer) explore(it int) float64 {
 // iteration.
 func (t *Trainer) Step() (st Stats, ok bool, err error) {
 	it := t.iter
-	if err := t.graph.SetNoise(uint32(it), t.explore(it)); err != nil {
+	g := t.graph
+	replay := t.Cfg.BothWays && it%2 == 1 && t.inserted >= t.Cfg.Batch
+	if replay {
+		g = t.back
+		filled := min(t.inserted, t.buffer.Rows())
+		if err := t.draw.SetParams(t.Lib.Device(), kernels.RandIndexParams(t.Cfg.Batch, filled, t.Cfg.Seed^0xb0ff, uint32(it), 0)); err != nil {
+			return st, false, err
+		}
+	}
+	if err := g.SetNoise(uint32(it), t.explore(it)); err != nil {
 		return st, false, err
 	}
 	for _, a := range t.opts {
@@ -154,14 +199,24 @@ func (t *Trainer) Step() (st Stats, ok bool, err error) {
 	if err != nil {
 		return st, ok, err
 	}
-	t.graph.RecordForward(r)
-	t.graph.RecordBackward(r)
+	if replay {
+		r.Record(t.draw, t.gather)
+	}
+	g.RecordForward(r)
+	g.RecordBackward(r)
 	for _, a := range t.opts {
 		r.Record(a.Ops()...)
 	}
 	enc := r.Encoder()
+	if t.Cfg.BothWays && !replay {
+		// FIFO: this batch's terminal states overwrite the oldest batch in the buffer.
+		B, d := t.Cfg.Batch, t.Net.Dim
+		at := uint64(t.inserted%t.buffer.Rows()) * uint64(4*d)
+		enc.CopyBufferToBuffer(g.Z[t.Cfg.Steps].Buf, 0, t.buffer.Buf, at, uint64(4*B*d))
+		t.inserted += B
+	}
 	// Loss statistics and the learned log Z of this iteration, for the host to read later.
-	enc.CopyBufferToBuffer(t.graph.Stats.Buf, 0, t.ring[slot], 0, 16)
+	enc.CopyBufferToBuffer(g.Stats.Buf, 0, t.ring[slot], 0, 16)
 	enc.CopyBufferToBuffer(t.Net.LogZ.Value.Buf, 0, t.ring[slot], 16, 4)
 	if err := r.Submit(); err != nil {
 		return st, ok, fmt.Errorf("train: iteration %d: %w", it, err)
@@ -216,6 +271,15 @@ func (t *Trainer) Release() {
 	t.Flush()
 	if t.graph != nil {
 		t.graph.Release()
+	}
+	if t.back != nil {
+		t.back.Release()
+	}
+	t.draw.Release()
+	t.gather.Release()
+	t.buffer.Release()
+	if t.idx != nil {
+		t.idx.Buf.Release()
 	}
 	for _, a := range t.opts {
 		a.Release()
@@ -280,4 +344,59 @@ func (t *Trainer) Sample(n int, stream uint32) (*Samples, error) {
 		}
 	}
 	return out, nil
+}
+
+// EUBO estimates the evidence upper bound from exact samples xs of the target, one
+// backward (Brownian-bridge) trajectory each:
+//
+//	EUBO = mean_i [ log R(x_i) + log p_B(τ_i|x_i) − log p_F(τ_i) ] ≥ log Z
+//
+// The gap EUBO − log Z measures the modes the sampler misses (the ELBO cannot see them).
+func (t *Trainer) EUBO(xs [][]float64, stream uint32) (float64, error) {
+	cfg := t.Cfg
+	cfg.Seed ^= 0xe0b0
+	g, err := NewBackwardGraph(t.Lib, t.Net, cfg, cfg.Batch, t.reward, false)
+	if err != nil {
+		return 0, err
+	}
+	defer g.Release()
+	d := t.Net.Dim
+	sum := 0.0
+	for start, chunk := 0, uint32(0); start < len(xs); start, chunk = start+cfg.Batch, chunk+1 {
+		n := min(cfg.Batch, len(xs)-start)
+		zs := make([]float32, cfg.Batch*d)
+		for b := 0; b < cfg.Batch; b++ {
+			x := xs[start+min(b, n-1)] // the last chunk is padded with repeats, not counted
+			if len(x) != d {
+				return 0, fmt.Errorf("train: EUBO: sample %d has %d coordinates, want %d", start+b, len(x), d)
+			}
+			for j := range x {
+				zs[b*d+j] = float32(x[j])
+			}
+		}
+		if err := g.Z[cfg.Steps].Write(zs); err != nil {
+			return 0, err
+		}
+		if err := g.SetNoise(stream<<16|chunk, 0); err != nil {
+			return 0, err
+		}
+		r, err := t.Lib.NewRecorder("eubo")
+		if err != nil {
+			return 0, err
+		}
+		g.RecordForward(r)
+		if err := r.Submit(); err != nil {
+			return 0, err
+		}
+		pf, err := g.LogPF.Read()
+		if err != nil {
+			return 0, err
+		}
+		pb, _ := g.LogPB.Read()
+		lr, _ := g.LogR.Read()
+		for b := 0; b < n; b++ {
+			sum += float64(lr[b]) + float64(pb[b]) - float64(pf[b])
+		}
+	}
+	return sum / float64(len(xs)), nil
 }

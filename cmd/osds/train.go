@@ -55,6 +55,8 @@ func runTrain(args []string) error {
 	objective := fs.String("objective", "tb", "loss: tb (learned log Z) or vargrad")
 	explore := fs.Float64("explore", 0, "exploration std e, decayed linearly to 0")
 	exploreIters := fs.Int("explore-iters", 5000, "iterations over which exploration decays")
+	bothWays := fs.Bool("both-ways", false, "alternate forward batches with backward trajectories from a replay buffer of their terminal states")
+	bufferSize := fs.Int("buffer", 600000, "replay buffer capacity (states) for --both-ways")
 	lr := fs.Float64("lr", 1e-3, "Adam learning rate of the drift network")
 	lrLogZ := fs.Float64("lr-logz", 0.1, "Adam learning rate of log Z")
 	seed := fs.Uint64("seed", 1, "random seed")
@@ -76,6 +78,7 @@ func runTrain(args []string) error {
 	cfg := train.DefaultConfig(tg)
 	cfg.Steps, cfg.Batch, cfg.Width, cfg.LR, cfg.LRLogZ, cfg.Seed = *steps, *batch, *width, *lr, *lrLogZ, *seed
 	cfg.Explore, cfg.ExploreIters = *explore, *exploreIters
+	cfg.BothWays, cfg.Buffer = *bothWays, *bufferSize
 	if *sigma2 != 0 {
 		cfg.Sigma2 = *sigma2
 	}
@@ -295,11 +298,16 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
+	eubo, err := tr.EUBO(truth, 0xe0b0)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("target        %s (d=%d), %d iterations, %s\n", tg.Name(), tg.Dim(), ck.Iter, ck.Cfg.Objective)
 	fmt.Printf("samples       %d\n", *n)
 	fmt.Printf("log Z (true)  %.4f\n", logZ)
 	fmt.Printf("log Ẑ (ELBO)  %.4f   Δ    = %.4f\n", est.ELBO, est.Delta)
 	fmt.Printf("log Ẑ^RW      %.4f   Δ^RW = %.4f\n", est.IW, est.DelRW)
+	fmt.Printf("EUBO          %.4f   EUBO − log Z = %.4f\n", eubo, eubo-logZ)
 	fmt.Printf("W2            %.4f\n", w2)
 	return nil
 }
