@@ -30,9 +30,9 @@ type Trainer struct {
 	draw     *kernels.Op
 	gather   *kernels.Op
 	inserted int // terminal states pushed into the buffer so far
-	opts   []*kernels.Adam
-	moment []*kernels.Tensor
-	iter   int
+	opts     []*kernels.Adam
+	moment   []*kernels.Tensor
+	iter     int
 
 	ring    []*gpu.Buffer
 	pending []*gpu.MapRequest
