@@ -6,6 +6,8 @@ package viewer
 import (
 	"errors"
 	"fmt"
+	"image"
+	"image/color"
 	"math"
 	"os"
 	"runtime"
@@ -46,6 +48,7 @@ type Window struct {
 	images   *gpu.Buffer
 	grid     Grid
 	fbW, fbH int
+	keys     []string
 }
 
 // Open creates a width×height window titled title whose surface presents with dev's
@@ -78,6 +81,7 @@ func Open(dev *gpu.Device, adapter *gpu.Adapter, title string, width, height int
 		return nil, err
 	}
 	w := &Window{win: win, dev: dev, surface: surface}
+	w.listenKeys()
 	formats, err := surface.Formats(adapter)
 	if err != nil || len(formats) == 0 {
 		w.Close()
@@ -227,4 +231,56 @@ func (w *Window) Close() {
 		w.win = nil
 		glfw.Terminate()
 	}
+}
+
+// Keys returns the keys pressed since the last call, by name: "r", "p", "s", "space",
+// "+", "-", "escape", "q" (others are ignored). Call it after Draw, which polls events.
+func (w *Window) Keys() []string {
+	out := w.keys
+	w.keys = nil
+	return out
+}
+
+// listenKeys installs the key callback that feeds Keys.
+func (w *Window) listenKeys() {
+	names := map[glfw.Key]string{glfw.KeyR: "r", glfw.KeyP: "p", glfw.KeyS: "s", glfw.KeySpace: "space",
+		glfw.KeyEqual: "+", glfw.KeyKPAdd: "+", glfw.KeyMinus: "-", glfw.KeyKPSubtract: "-",
+		glfw.KeyEscape: "escape", glfw.KeyQ: "q"}
+	w.win.SetKeyCallback(func(_ *glfw.Window, key glfw.Key, _ int, action glfw.Action, _ glfw.ModifierKey) {
+		if action != glfw.Press {
+			return
+		}
+		if n, ok := names[key]; ok {
+			w.keys = append(w.keys, n)
+		}
+	})
+}
+
+// Grid returns the layout currently shown.
+func (w *Window) Grid() Grid { return w.grid }
+
+// DensityImage rasterises points (the first two of each row's w columns) exactly as the
+// density view draws them, for saving a frame as PNG without reading the swapchain back.
+func DensityImage(points []float32, w int, g Grid, width, height int) *image.Gray {
+	img := image.NewGray(image.Rect(0, 0, width, height))
+	sx := float64(width) / float64(g.Extent[1]-g.Extent[0])
+	sy := float64(height) / float64(g.Extent[3]-g.Extent[2])
+	inv := 1 / (2 * float64(g.Radius) * float64(g.Radius))
+	n := len(points) / w
+	px, py := make([]float64, n), make([]float64, n)
+	for i := 0; i < n; i++ {
+		px[i] = (float64(points[i*w]) - float64(g.Extent[0])) * sx
+		py[i] = (float64(g.Extent[3]) - float64(points[i*w+1])) * sy
+	}
+	for y := 0; y < height; y++ {
+		for x := 0; x < width; x++ {
+			acc := 0.0
+			for i := range px {
+				dx, dy := px[i]-(float64(x)+0.5), py[i]-(float64(y)+0.5)
+				acc += math.Exp(-(dx*dx + dy*dy) * inv)
+			}
+			img.SetGray(x, y, color.Gray{uint8(math.Round(255 * math.Min(acc, 1)))})
+		}
+	}
+	return img
 }

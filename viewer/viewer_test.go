@@ -201,6 +201,15 @@ func TestViewerDensityShowsPoints(t *testing.T) {
 			t.Fatalf("pixel %v away from the points is %v, want dark", p, g)
 		}
 	}
+	// The saved-PNG rasteriser draws the same picture as the shader.
+	ref := DensityImage(pts, 3, w.Grid(), 200, 200)
+	for y := 0; y < 200; y += 3 {
+		for x := 0; x < 200; x += 3 {
+			if d := at(x, y)[0] - int(ref.GrayAt(x, y).Y); d > 3 || d < -3 {
+				t.Fatalf("pixel (%d,%d): window %d, DensityImage %d", x, y, at(x, y)[0], ref.GrayAt(x, y).Y)
+			}
+		}
+	}
 }
 
 // BenchmarkDrawDensity measures one frame of the density view of 300 points in a 480×480

@@ -20,6 +20,7 @@ func commands() []command {
 		{"info", "list the WebGPU runtime, adapters, limits and features, and run a self-test", runInfo},
 		{"train", "train a diffusion sampler on a target density", runTrain},
 		{"eval", "evaluate a trained sampler: log Ẑ, log Ẑ^RW, W2", runEval},
+		{"view", "sample a trained sampler interactively in a window", runView},
 		{"bench", "measure the WGSL kernels against same-run ceilings and CPU references", runBench},
 	}
 }
