@@ -30,6 +30,13 @@ func (t *Trainer) Save(path string, target string) error {
 		}
 		ts = append(ts, nn.NamedTensor{Name: m.Label(), Shape: []int{m.Len()}, Data: v})
 	}
+	if t.buffer != nil {
+		v, err := t.buffer.Read()
+		if err != nil {
+			return err
+		}
+		ts = append(ts, nn.NamedTensor{Name: "replay.buffer", Shape: append([]int(nil), t.buffer.Shape...), Data: v})
+	}
 	cfg, err := json.Marshal(t.Cfg)
 	if err != nil {
 		return err
@@ -37,6 +44,11 @@ func (t *Trainer) Save(path string, target string) error {
 	md := map[string]string{
 		"format": "osds-sampler-checkpoint-1", "config": string(cfg), "target": target,
 		"iteration": strconv.Itoa(t.iter), "dim": strconv.Itoa(t.Net.Dim),
+		"replay_inserted": strconv.Itoa(t.inserted),
+	}
+	if t.ls != nil {
+		md["ls_eta"] = strconv.FormatFloat(t.ls.eta, 'g', -1, 64)
+		md["ls_calls"] = strconv.Itoa(t.ls.calls)
 	}
 	return nn.WriteSafetensors(path, ts, md)
 }
@@ -48,6 +60,7 @@ type Checkpoint struct {
 	Dim     int
 	Iter    int
 	tensors []nn.NamedTensor
+	meta    map[string]string
 }
 
 // LoadCheckpoint reads and validates a checkpoint written by Save.
@@ -59,7 +72,7 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if md["format"] != "osds-sampler-checkpoint-1" {
 		return nil, fmt.Errorf("train: %s is not an osds sampler checkpoint (metadata format %q)", path, md["format"])
 	}
-	c := &Checkpoint{Target: md["target"], tensors: ts}
+	c := &Checkpoint{Target: md["target"], tensors: ts, meta: md}
 	if err := json.Unmarshal([]byte(md["config"]), &c.Cfg); err != nil {
 		return nil, fmt.Errorf("train: %s: bad config in metadata: %w", path, err)
 	}
@@ -74,7 +87,7 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 
 // Restore loads the checkpoint's parameters, moments and iteration into t, which must
 // have been built with the checkpoint's configuration.
-func (t *Trainer) Restore(c *Checkpoint) error {
+func (t *Trainer) Restore(c *Checkpoint) (err error) {
 	if c.Dim != t.Net.Dim {
 		return fmt.Errorf("train: checkpoint has dimension %d, trainer %d", c.Dim, t.Net.Dim)
 	}
@@ -94,13 +107,33 @@ func (t *Trainer) Restore(c *Checkpoint) error {
 			return err
 		}
 	}
+	if t.buffer != nil {
+		x, ok := byName["replay.buffer"]
+		if !ok {
+			return fmt.Errorf("train: checkpoint lacks the replay buffer")
+		}
+		if err := t.buffer.Write(x.Data); err != nil {
+			return err
+		}
+		if t.inserted, err = strconv.Atoi(c.meta["replay_inserted"]); err != nil {
+			return fmt.Errorf("train: checkpoint: bad replay count %q", c.meta["replay_inserted"])
+		}
+	}
+	if t.ls != nil {
+		if t.ls.eta, err = strconv.ParseFloat(c.meta["ls_eta"], 64); err != nil {
+			return fmt.Errorf("train: checkpoint: bad local-search step size %q", c.meta["ls_eta"])
+		}
+		if t.ls.calls, err = strconv.Atoi(c.meta["ls_calls"]); err != nil {
+			return fmt.Errorf("train: checkpoint: bad local-search count %q", c.meta["ls_calls"])
+		}
+	}
 	t.iter = c.Iter
 	return nil
 }
 
 // TargetReward returns the reward builder of a named synthetic target.
 func TargetReward(name string) RewardFunc {
-	return func(l *kernels.Library, logr, z *kernels.Tensor) (*kernels.Op, error) {
-		return l.LogReward(logr, nil, z, kernels.TargetKind(name))
+	return func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*kernels.Op, error) {
+		return l.LogReward(logr, grad, z, kernels.TargetKind(name))
 	}
 }

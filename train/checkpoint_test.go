@@ -14,6 +14,10 @@ func TestResumeIsBitIdentical(t *testing.T) {
 	l := testLibrary(t)
 	cfg := DefaultConfig(GMM25{})
 	cfg.Steps, cfg.Batch, cfg.Explore, cfg.ExploreIters = 8, 64, 0.2, 100
+	// Replay and local search too: the buffer, its fill count and the MALA step size are
+	// part of the checkpoint.
+	cfg.BothWays, cfg.Buffer = true, 640
+	cfg.LS = LocalSearch{Every: 6, Steps: 12, Burn: 4, Eta: 0.05, Beta: 1}
 	run := func(tr *Trainer, n int) {
 		for i := 0; i < n; i++ {
 			if _, _, err := tr.Step(); err != nil {

@@ -31,6 +31,17 @@ type Config struct {
 	// train on Brownian-bridge backward trajectories from states drawn uniformly from it.
 	BothWays bool
 	Buffer   int
+	// LocalSearch (with BothWays) runs MALA chains from Batch buffer states every
+	// LS.Every iterations and pushes their states after burn-in into the buffer.
+	LS LocalSearch
+}
+
+// LocalSearch configures MALA local search on replay-buffer samples: Steps MALA steps
+// with step size Eta (adapted ×1.01 / ×0.99 every 5 steps towards acceptance 0.574) on
+// R^Beta; after Burn steps the chains' states enter the buffer every 25 steps.
+type LocalSearch struct {
+	Every, Steps, Burn int
+	Eta, Beta          float64
 }
 
 // DefaultConfig returns the settings of the diffusion-sampler benchmarks (T = 100,
@@ -54,6 +65,8 @@ func (c Config) check() error {
 		return fmt.Errorf("train: exploration %v (want ≥ 0)", c.Explore)
 	case c.BothWays && c.Buffer < c.Batch:
 		return fmt.Errorf("train: replay buffer of %d states is smaller than the batch %d", c.Buffer, c.Batch)
+	case c.LS.Every > 0 && (!c.BothWays || c.LS.Steps < 1 || c.LS.Burn < 0 || c.LS.Burn >= c.LS.Steps || !(c.LS.Eta > 0) || !(c.LS.Beta > 0)):
+		return fmt.Errorf("train: local search %+v needs --both-ways, steps > burn-in ≥ 0, η > 0 and β > 0", c.LS)
 	}
 	return nil
 }
@@ -163,8 +176,9 @@ type Graph struct {
 	owned                                         []*kernels.Tensor
 }
 
-// RewardFunc builds the op that writes log R(z) [B] for a batch z [B, d].
-type RewardFunc func(l *kernels.Library, logr, z *kernels.Tensor) (*kernels.Op, error)
+// RewardFunc builds the op that writes log R(z) [B] for a batch z [B, d] and, when grad
+// is not nil, ∇log R(z) [B, d] (local search needs it).
+type RewardFunc func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*kernels.Op, error)
 
 // NewGraph builds the ops for batch trajectories of cfg.Steps steps. reward computes
 // log R at the terminal states. With train, activations are kept per step and the loss
@@ -306,7 +320,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		g.sde = append(g.sde, s)
 		g.stepOps = append(g.stepOps, s.Op)
 	}
-	g.rewardOps = append(g.rewardOps, op(reward(l, g.LogR, g.Z[T])))
+	g.rewardOps = append(g.rewardOps, op(reward(l, g.LogR, nil, g.Z[T])))
 	if !g.train {
 		return nil
 	}

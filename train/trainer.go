@@ -30,6 +30,7 @@ type Trainer struct {
 	draw     *kernels.Op
 	gather   *kernels.Op
 	inserted int // terminal states pushed into the buffer so far
+	ls       *localSearch
 	opts     []*kernels.Adam
 	moment   []*kernels.Tensor
 	iter     int
@@ -77,6 +78,11 @@ func (t *Trainer) init() error {
 	if t.Cfg.BothWays {
 		if err := t.initReplay(); err != nil {
 			return err
+		}
+		if t.Cfg.LS.Every > 0 {
+			if err := t.initLocalSearch(); err != nil {
+				return err
+			}
 		}
 	}
 	add := func(p *nn.Param, lr float64) error {
@@ -169,6 +175,11 @@ func (t *Trainer) explore(it int) float64 {
 // iteration.
 func (t *Trainer) Step() (st Stats, ok bool, err error) {
 	it := t.iter
+	if t.ls != nil && it > 0 && it%t.Cfg.LS.Every == 0 && t.inserted >= t.Cfg.Batch {
+		if err := t.runLocalSearch(); err != nil {
+			return st, false, fmt.Errorf("train: local search at iteration %d: %w", it, err)
+		}
+	}
 	g := t.graph
 	replay := t.Cfg.BothWays && it%2 == 1 && t.inserted >= t.Cfg.Batch
 	if replay {
@@ -210,10 +221,7 @@ func (t *Trainer) Step() (st Stats, ok bool, err error) {
 	enc := r.Encoder()
 	if t.Cfg.BothWays && !replay {
 		// FIFO: this batch's terminal states overwrite the oldest batch in the buffer.
-		B, d := t.Cfg.Batch, t.Net.Dim
-		at := uint64(t.inserted%t.buffer.Rows()) * uint64(4*d)
-		enc.CopyBufferToBuffer(g.Z[t.Cfg.Steps].Buf, 0, t.buffer.Buf, at, uint64(4*B*d))
-		t.inserted += B
+		t.pushToBuffer(r, g.Z[t.Cfg.Steps])
 	}
 	// Loss statistics and the learned log Z of this iteration, for the host to read later.
 	enc.CopyBufferToBuffer(g.Stats.Buf, 0, t.ring[slot], 0, 16)
@@ -275,6 +283,7 @@ func (t *Trainer) Release() {
 	if t.back != nil {
 		t.back.Release()
 	}
+	t.ls.release()
 	t.draw.Release()
 	t.gather.Release()
 	t.buffer.Release()

@@ -57,6 +57,12 @@ func runTrain(args []string) error {
 	exploreIters := fs.Int("explore-iters", 5000, "iterations over which exploration decays")
 	bothWays := fs.Bool("both-ways", false, "alternate forward batches with backward trajectories from a replay buffer of their terminal states")
 	bufferSize := fs.Int("buffer", 600000, "replay buffer capacity (states) for --both-ways")
+	localSearch := fs.Bool("local-search", false, "MALA local search on replay-buffer states (implies --both-ways)")
+	lsEvery := fs.Int("ls-every", 100, "iterations between local-search calls")
+	lsSteps := fs.Int("ls-steps", 200, "MALA steps per local-search call")
+	lsBurn := fs.Int("ls-burn", 100, "MALA burn-in steps before states enter the buffer")
+	lsEta := fs.Float64("ls-eta", 0.01, "initial MALA step size (adapted towards acceptance 0.574)")
+	lsBeta := fs.Float64("ls-beta", 1, "MALA target exponent: chains sample R^β")
 	lr := fs.Float64("lr", 1e-3, "Adam learning rate of the drift network")
 	lrLogZ := fs.Float64("lr-logz", 0.1, "Adam learning rate of log Z")
 	seed := fs.Uint64("seed", 1, "random seed")
@@ -78,7 +84,10 @@ func runTrain(args []string) error {
 	cfg := train.DefaultConfig(tg)
 	cfg.Steps, cfg.Batch, cfg.Width, cfg.LR, cfg.LRLogZ, cfg.Seed = *steps, *batch, *width, *lr, *lrLogZ, *seed
 	cfg.Explore, cfg.ExploreIters = *explore, *exploreIters
-	cfg.BothWays, cfg.Buffer = *bothWays, *bufferSize
+	cfg.BothWays, cfg.Buffer = *bothWays || *localSearch, *bufferSize
+	if *localSearch {
+		cfg.LS = train.LocalSearch{Every: *lsEvery, Steps: *lsSteps, Burn: *lsBurn, Eta: *lsEta, Beta: *lsBeta}
+	}
 	if *sigma2 != 0 {
 		cfg.Sigma2 = *sigma2
 	}

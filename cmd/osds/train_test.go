@@ -56,7 +56,7 @@ func TestTrainEvalViewEndToEnd(t *testing.T) {
 		return string(out)
 	}
 	small := []string{"--target", "gmm25", "--steps", "6", "--batch", "32", "--out", dir, "--checkpoint-every", "4"}
-	out := run([]string{"DISPLAY=" + display}, append([]string{"train", "--iters", "8", "--view", "--both-ways", "--buffer", "64", "--explore", "0.2"}, small...)...)
+	out := run([]string{"DISPLAY=" + display}, append([]string{"train", "--iters", "8", "--view", "--local-search", "--ls-every", "4", "--ls-steps", "6", "--ls-burn", "2", "--buffer", "64", "--explore", "0.2"}, small...)...)
 	if !strings.Contains(out, "iter      8/8") || !strings.Contains(out, "log Ẑ^RW") {
 		t.Fatalf("train output lacks progress or evaluation:\n%s", out)
 	}

@@ -1,0 +1,148 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"osds/kernels"
+)
+
+// localSearch holds the MALA chains of local search (Cfg.LS) and their ops.
+type localSearch struct {
+	x, g, lr, xp, gp, lrp, acc *kernels.Tensor
+	idx                        *kernels.IndexTensor
+	draw, gather, here, there  *kernels.Op
+	step                       *kernels.MALAStep
+	eta                        float64
+	calls                      int
+}
+
+func (t *Trainer) initLocalSearch() error {
+	l, d, m := t.Lib, t.Net.Dim, t.Cfg.Batch
+	ls := &localSearch{eta: t.Cfg.LS.Eta}
+	t.ls = ls
+	mk := func(label string, shape ...int) (*kernels.Tensor, error) { return kernels.NewTensor(l.Device(), label, shape...) }
+	var err error
+	for _, p := range []struct {
+		dst   **kernels.Tensor
+		name  string
+		shape []int
+	}{{&ls.x, "ls x", []int{m, d}}, {&ls.g, "ls grad", []int{m, d}}, {&ls.lr, "ls logr", []int{m}},
+		{&ls.xp, "ls proposal", []int{m, d}}, {&ls.gp, "ls proposal grad", []int{m, d}}, {&ls.lrp, "ls proposal logr", []int{m}},
+		{&ls.acc, "ls accepted", []int{m}}} {
+		if *p.dst, err = mk(p.name, p.shape...); err != nil {
+			return err
+		}
+	}
+	if ls.idx, err = kernels.NewIndexTensor(l.Device(), "ls draw", m, t.buffer.Rows()); err != nil {
+		return err
+	}
+	if ls.draw, err = l.RandIndex(ls.idx, t.buffer.Rows(), t.Cfg.Seed^0x15, 0); err != nil {
+		return err
+	}
+	if ls.gather, err = l.Gather(ls.x, t.buffer, ls.idx); err != nil {
+		return err
+	}
+	if ls.here, err = t.reward(l, ls.lr, ls.g, ls.x); err != nil {
+		return err
+	}
+	if ls.there, err = t.reward(l, ls.lrp, ls.gp, ls.xp); err != nil {
+		return err
+	}
+	ls.step, err = l.NewMALAStep(ls.x, ls.g, ls.lr, ls.xp, ls.gp, ls.lrp, ls.acc, kernels.MALAParams{Seed: t.Cfg.Seed ^ 0x1a1a, Eta: ls.eta, Beta: t.Cfg.LS.Beta})
+	return err
+}
+
+// runLocalSearch draws Batch states from the buffer, runs the MALA chains and pushes their
+// states after burn-in into the buffer. It waits on the GPU every 5 steps to adapt η from
+// the acceptance rate, which is why it runs only every LS.Every iterations.
+func (t *Trainer) runLocalSearch() error {
+	ls, cfg := t.ls, t.Cfg.LS
+	filled := min(t.inserted, t.buffer.Rows())
+	if err := ls.draw.SetParams(t.Lib.Device(), kernels.RandIndexParams(t.Cfg.Batch, filled, t.Cfg.Seed^0x15, uint32(ls.calls), 0)); err != nil {
+		return err
+	}
+	r, err := t.Lib.NewRecorder("local search start")
+	if err != nil {
+		return err
+	}
+	r.Record(ls.draw, ls.gather, ls.here)
+	r.Encoder().ClearBuffer(ls.acc.Buf, 0, uint64(4*ls.acc.Len()))
+	if err := r.Submit(); err != nil {
+		return err
+	}
+	prevAcc := 0.0
+	const adaptEvery, pushEvery = 5, 25
+	for k := 0; k < cfg.Steps; k += adaptEvery {
+		r, err := t.Lib.NewRecorder("local search")
+		if err != nil {
+			return err
+		}
+		for s := k; s < min(k+adaptEvery, cfg.Steps); s++ {
+			// One op set per step: each step's parameters differ, and a uniform write
+			// holds for a whole submission, so steps go one submission each.
+			if err := ls.step.Update(kernels.MALAParams{Step: s, Stream: uint32(ls.calls), Seed: t.Cfg.Seed ^ 0x1a1a, Eta: ls.eta, Beta: cfg.Beta}); err != nil {
+				return err
+			}
+			r.Record(ls.step.Propose(), ls.there, ls.step.Accept())
+			if err := r.Submit(); err != nil {
+				return err
+			}
+			if r, err = t.Lib.NewRecorder("local search"); err != nil {
+				return err
+			}
+			if s >= cfg.Burn && (s-cfg.Burn)%pushEvery == pushEvery-1 {
+				t.pushToBuffer(r, ls.x)
+			}
+		}
+		if err := r.Submit(); err != nil {
+			return err
+		}
+		acc, err := ls.acc.Read()
+		if err != nil {
+			return err
+		}
+		total := 0.0
+		for _, a := range acc {
+			total += float64(a)
+		}
+		rate := (total - prevAcc) / float64(len(acc)*adaptEvery)
+		prevAcc = total
+		if rate > 0.574 {
+			ls.eta *= 1.01
+		} else {
+			ls.eta *= 0.99
+		}
+		if math.IsNaN(ls.eta) || ls.eta <= 0 {
+			return fmt.Errorf("train: local search step size became %v", ls.eta)
+		}
+	}
+	ls.calls++
+	return nil
+}
+
+// pushToBuffer records copying a [Batch, d] tensor into the replay buffer (FIFO).
+func (t *Trainer) pushToBuffer(r *kernels.Recorder, z *kernels.Tensor) {
+	B, d := t.Cfg.Batch, t.Net.Dim
+	at := uint64(t.inserted%t.buffer.Rows()) * uint64(4*d)
+	r.Encoder().CopyBufferToBuffer(z.Buf, 0, t.buffer.Buf, at, uint64(4*B*d))
+	t.inserted += B
+}
+
+func (ls *localSearch) release() {
+	if ls == nil {
+		return
+	}
+	for _, x := range []*kernels.Tensor{ls.x, ls.g, ls.lr, ls.xp, ls.gp, ls.lrp, ls.acc} {
+		x.Release()
+	}
+	for _, o := range []*kernels.Op{ls.draw, ls.gather, ls.here, ls.there} {
+		o.Release()
+	}
+	if ls.step != nil {
+		ls.step.Release()
+	}
+	if ls.idx != nil {
+		ls.idx.Buf.Release()
+	}
+}
