@@ -21,7 +21,9 @@ func (t *Trainer) initLocalSearch() error {
 	l, d, m := t.Lib, t.Net.Dim, t.Cfg.Batch
 	ls := &localSearch{eta: t.Cfg.LS.Eta}
 	t.ls = ls
-	mk := func(label string, shape ...int) (*kernels.Tensor, error) { return kernels.NewTensor(l.Device(), label, shape...) }
+	mk := func(label string, shape ...int) (*kernels.Tensor, error) {
+		return kernels.NewTensor(l.Device(), label, shape...)
+	}
 	var err error
 	for _, p := range []struct {
 		dst   **kernels.Tensor
