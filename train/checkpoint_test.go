@@ -18,6 +18,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 	// part of the checkpoint.
 	cfg.BothWays, cfg.Buffer = true, 640
 	cfg.LS = LocalSearch{Every: 6, Steps: 12, Burn: 4, Eta: 0.05, Beta: 1}
+	cfg.Langevin = true
 	run := func(tr *Trainer, n int) {
 		for i := 0; i < n; i++ {
 			if _, _, err := tr.Step(); err != nil {

@@ -31,6 +31,9 @@ type Config struct {
 	// train on Brownian-bridge backward trajectories from states drawn uniformly from it.
 	BothWays bool
 	Buffer   int
+	// Langevin adds the Langevin parametrisation u = NN₁(z, t) + NN₂(t)·clip(∇log R(z), ±100):
+	// one gradient of log R per step, the scalar NN₂ starting at 0.01.
+	Langevin bool
 	// LocalSearch (with BothWays) runs MALA chains from Batch buffer states every
 	// LS.Every iterations and pushes their states after burn-in into the buffer.
 	LS LocalSearch
@@ -84,11 +87,20 @@ type Network struct {
 	Phase                 *nn.Param       // [H] learned phase
 	T1, T2, S, L1, L2, L3 *nn.Linear
 	LogZ                  *nn.Param // [1]
+
+	// The Langevin scale NN₂(t) (nil without Cfg.Langevin): time features with their own
+	// phase, Linear(2H, W) → GELU → Linear(W, W) → GELU → Linear(W, W) → GELU → Linear(W, 1),
+	// the last layer zero with bias 0.01.
+	LPhase         *nn.Param
+	M1, M2, M3, M4 *nn.Linear
 }
+
+// LangevinClip bounds each component of ∇log R in the Langevin drift.
+const LangevinClip = 100
 
 // NewNetwork initialises the network (PyTorch-style uniform init, normal phases, zero
 // last layer, log Z = 0).
-func NewNetwork(d *gpu.Device, dim, width, harmonics int, rng *rand.Rand) (*Network, error) {
+func NewNetwork(d *gpu.Device, dim, width, harmonics int, rng *rand.Rand, langevin bool) (*Network, error) {
 	n := &Network{Dim: dim, Width: width, Harmonics: harmonics}
 	var err error
 	fail := func(e error) (*Network, error) { n.Release(); return nil, e }
@@ -119,6 +131,23 @@ func NewNetwork(d *gpu.Device, dim, width, harmonics int, rng *rand.Rand) (*Netw
 	if n.LogZ, err = nn.NewParam(d, "logZ", []float32{0}, 1); err != nil {
 		return fail(err)
 	}
+	if langevin {
+		if n.LPhase, err = nn.NewParam(d, "langevin.phase", nn.NormalInit(rng, harmonics), harmonics); err != nil {
+			return fail(err)
+		}
+		for _, l := range []struct {
+			dst     **nn.Linear
+			name    string
+			in, out int
+		}{{&n.M1, "langevin.l1", 2 * harmonics, width}, {&n.M2, "langevin.l2", width, width}, {&n.M3, "langevin.l3", width, width}, {&n.M4, "langevin.out", width, 1}} {
+			if *l.dst, err = nn.NewLinear(d, l.name, l.in, l.out, rng, l.out == 1); err != nil {
+				return fail(err)
+			}
+		}
+		if err := n.M4.B.Value.Fill(0.01); err != nil {
+			return fail(err)
+		}
+	}
 	return n, nil
 }
 
@@ -127,6 +156,12 @@ func (n *Network) Params() []*nn.Param {
 	ps := []*nn.Param{n.Phase}
 	for _, l := range []*nn.Linear{n.T1, n.T2, n.S, n.L1, n.L2, n.L3} {
 		ps = append(ps, l.Params()...)
+	}
+	if n.LPhase != nil {
+		ps = append(ps, n.LPhase)
+		for _, l := range []*nn.Linear{n.M1, n.M2, n.M3, n.M4} {
+			ps = append(ps, l.Params()...)
+		}
 	}
 	return ps
 }
@@ -164,6 +199,15 @@ type Graph struct {
 	temb                   *kernels.Tensor
 
 	// Backward state.
+	// Langevin parametrisation: ∇log R at every step, the network's own drift, the
+	// per-step scale NN₂(t_k) and its chain.
+	G                             []*kernels.Tensor
+	unn, lrScratch                *kernels.Tensor
+	lfeat, m1, b1, m2, b2, m3, b3 *kernels.Tensor
+	scale, dscale                 *kernels.Tensor
+	db3, dm3, db2, dm2, db1, dm1  *kernels.Tensor
+	dlfeat                        *kernels.Tensor
+
 	coef, Stats, du, da, dh *kernels.Tensor
 	dtemb, dga, dg1, dfeat  *kernels.Tensor
 	onesB, onesT            *kernels.Tensor
@@ -259,6 +303,26 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		op(n.T1.Forward(l, g.g1, g.feat, kernels.Identity)),
 		op(l.Activate(g.ga, g.g1, kernels.GELU)),
 		op(n.T2.Forward(l, g.temb, g.ga, kernels.Identity)))
+	lp := n.LPhase != nil
+	if lp {
+		g.lfeat, g.scale = g.tensor("langevin feat", T, 2*H), g.tensor("langevin scale", T, 1)
+		g.m1, g.b1, g.m2, g.b2, g.m3, g.b3 = g.tensor("lm1", T, W), g.tensor("lb1", T, W), g.tensor("lm2", T, W), g.tensor("lb2", T, W), g.tensor("lm3", T, W), g.tensor("lb3", T, W)
+		g.timeOps = append(g.timeOps,
+			op(l.Fourier(g.lfeat, g.tgrid, n.Freq, n.LPhase.Value)),
+			op(n.M1.Forward(l, g.m1, g.lfeat, kernels.Identity)), op(l.Activate(g.b1, g.m1, kernels.GELU)),
+			op(n.M2.Forward(l, g.m2, g.b1, kernels.Identity)), op(l.Activate(g.b2, g.m2, kernels.GELU)),
+			op(n.M3.Forward(l, g.m3, g.b2, kernels.Identity)), op(l.Activate(g.b3, g.m3, kernels.GELU)),
+			op(n.M4.Forward(l, g.scale, g.b3, kernels.Identity)))
+		g.unn, g.lrScratch = g.tensor("drift nn", B, d), g.tensor("langevin logr", B)
+		g.G = make([]*kernels.Tensor, T)
+		for k := range g.G {
+			if g.train || k == 0 {
+				g.G[k] = g.tensor(fmt.Sprintf("grad%d", k), B, d)
+			} else {
+				g.G[k] = g.G[0]
+			}
+		}
+	}
 
 	g.Z = make([]*kernels.Tensor, T+1)
 	for k := range g.Z {
@@ -298,6 +362,11 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	}
 	for k := 0; k < T; k++ {
 		g.U[k] = g.tensor(fmt.Sprintf("u%d", k), B, d)
+		out := g.U[k]
+		if lp {
+			out = g.unn
+			g.stepOps = append(g.stepOps, op(reward(l, g.lrScratch, g.G[k], g.Z[k])))
+		}
 		g.stepOps = append(g.stepOps,
 			op(n.S.Forward(l, g.s, g.Z[k], kernels.Identity)),
 			op(l.AddRow(g.h0[k], g.s, g.temb, k)),
@@ -306,7 +375,10 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			op(l.Activate(g.a1[k], g.h1[k], kernels.GELU)),
 			op(n.L2.Forward(l, g.h2[k], g.a1[k], kernels.Identity)),
 			op(l.Activate(g.a2[k], g.h2[k], kernels.GELU)),
-			op(n.L3.Forward(l, g.U[k], g.a2[k], kernels.Identity)))
+			op(n.L3.Forward(l, out, g.a2[k], kernels.Identity)))
+		if lp {
+			g.stepOps = append(g.stepOps, op(l.LangevinDrift(g.U[k], g.unn, g.G[k], g.scale, k, LangevinClip)))
+		}
 		if g.fromData {
 			g.stepOps = append(g.stepOps, op(l.LogPF(g.LogPF, g.Z[k], g.Z[k+1], g.U[k], g.dt, g.sigma2)))
 			continue
@@ -330,6 +402,9 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	g.coef, g.Stats = g.tensor("coef", B), g.tensor("stats", 4)
 	g.lossOps = append(g.lossOps, op(l.TBLoss(g.coef, g.Stats, g.LogPF, g.LogPB, g.LogR, n.LogZ.Value, cfg.Objective)))
 	g.du, g.da, g.dh = g.tensor("du", B, d), g.tensor("da", B, W), g.tensor("dh", B, W)
+	if lp {
+		g.dscale = g.tensor("dscale", T, 1)
+	}
 	g.dtemb = g.tensor("dtemb", T, W)
 	var err2 error
 	if g.onesB, err2 = nn.Ones(l.Device(), B); err2 != nil {
@@ -342,6 +417,10 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	g.owned = append(g.owned, g.onesT)
 	for k := 0; k < T; k++ {
 		g.backOps = append(g.backOps, op(l.TBDriftGrad(g.du, g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
+		if lp {
+			// u = u_nn + s_k·clip(g): the network's drift gets du unchanged.
+			g.backOps = append(g.backOps, op(l.LangevinScaleGrad(g.dscale, g.du, g.G[k], k, LangevinClip)))
+		}
 		g.backOps = append(g.backOps, ops(n.L3.Backward(l, g.da, g.du, g.a2[k], g.onesB))...)
 		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dh, g.da, g.h2[k], kernels.GELU)))
 		g.backOps = append(g.backOps, ops(n.L2.Backward(l, g.da, g.dh, g.a1[k], g.onesB))...)
@@ -356,6 +435,18 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	g.backOps = append(g.backOps, op(l.ActivateBackward(g.dg1, g.dga, g.g1, kernels.GELU)))
 	g.backOps = append(g.backOps, ops(n.T1.Backward(l, g.dfeat, g.dg1, g.feat, g.onesT))...)
 	g.backOps = append(g.backOps, op(l.FourierPhaseGrad(n.Phase.Grad, g.dfeat, g.tgrid, n.Freq, n.Phase.Value)))
+	if lp {
+		g.db3, g.dm3, g.db2, g.dm2, g.db1, g.dm1 = g.tensor("ldb3", T, W), g.tensor("ldm3", T, W), g.tensor("ldb2", T, W), g.tensor("ldm2", T, W), g.tensor("ldb1", T, W), g.tensor("ldm1", T, W)
+		g.dlfeat = g.tensor("langevin dfeat", T, 2*H)
+		g.backOps = append(g.backOps, ops(n.M4.Backward(l, g.db3, g.dscale, g.b3, g.onesT))...)
+		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dm3, g.db3, g.m3, kernels.GELU)))
+		g.backOps = append(g.backOps, ops(n.M3.Backward(l, g.db2, g.dm3, g.b2, g.onesT))...)
+		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dm2, g.db2, g.m2, kernels.GELU)))
+		g.backOps = append(g.backOps, ops(n.M2.Backward(l, g.db1, g.dm2, g.b1, g.onesT))...)
+		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dm1, g.db1, g.m1, kernels.GELU)))
+		g.backOps = append(g.backOps, ops(n.M1.Backward(l, g.dlfeat, g.dm1, g.lfeat, g.onesT))...)
+		g.backOps = append(g.backOps, op(l.FourierPhaseGrad(n.LPhase.Grad, g.dlfeat, g.tgrid, n.Freq, n.LPhase.Value)))
+	}
 	return nil
 }
 
@@ -395,6 +486,9 @@ func (g *Graph) RecordForward(r *kernels.Recorder) {
 func (g *Graph) RecordBackward(r *kernels.Recorder) {
 	nn.ZeroGrads(r, g.net.Params())
 	r.Encoder().ClearBuffer(g.dtemb.Buf, 0, uint64(4*g.dtemb.Len()))
+	if g.dscale != nil {
+		r.Encoder().ClearBuffer(g.dscale.Buf, 0, uint64(4*g.dscale.Len()))
+	}
 	r.Record(g.lossOps...)
 	r.Record(g.backOps...)
 	// ∂L/∂log Z is stats[1].

@@ -57,7 +57,7 @@ func NewTrainer(l *kernels.Library, dim int, cfg Config, reward RewardFunc) (*Tr
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x05d5))
-	net, err := NewNetwork(l.Device(), dim, cfg.Width, cfg.Harmonics, rng)
+	net, err := NewNetwork(l.Device(), dim, cfg.Width, cfg.Harmonics, rng, cfg.Langevin)
 	if err != nil {
 		return nil, err
 	}

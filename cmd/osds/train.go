@@ -57,6 +57,7 @@ func runTrain(args []string) error {
 	exploreIters := fs.Int("explore-iters", 5000, "iterations over which exploration decays")
 	bothWays := fs.Bool("both-ways", false, "alternate forward batches with backward trajectories from a replay buffer of their terminal states")
 	bufferSize := fs.Int("buffer", 600000, "replay buffer capacity (states) for --both-ways")
+	langevin := fs.Bool("langevin", false, "Langevin-parametrised drift u = NN₁(z,t) + NN₂(t)·clip(∇log R(z))")
 	localSearch := fs.Bool("local-search", false, "MALA local search on replay-buffer states (implies --both-ways)")
 	lsEvery := fs.Int("ls-every", 100, "iterations between local-search calls")
 	lsSteps := fs.Int("ls-steps", 200, "MALA steps per local-search call")
@@ -85,6 +86,7 @@ func runTrain(args []string) error {
 	cfg.Steps, cfg.Batch, cfg.Width, cfg.LR, cfg.LRLogZ, cfg.Seed = *steps, *batch, *width, *lr, *lrLogZ, *seed
 	cfg.Explore, cfg.ExploreIters = *explore, *exploreIters
 	cfg.BothWays, cfg.Buffer = *bothWays || *localSearch, *bufferSize
+	cfg.Langevin = *langevin
 	if *localSearch {
 		cfg.LS = train.LocalSearch{Every: *lsEvery, Steps: *lsSteps, Burn: *lsBurn, Eta: *lsEta, Beta: *lsBeta}
 	}

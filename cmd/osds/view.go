@@ -58,7 +58,7 @@ func runView(args []string) error {
 	}
 	defer post.Release()
 	// A fresh network's last layer is zero: its drift is 0, the reference process.
-	priorNet, err := train.NewNetwork(d, ck.Dim, ck.Cfg.Width, ck.Cfg.Harmonics, rand.New(rand.NewPCG(1, 2)))
+	priorNet, err := train.NewNetwork(d, ck.Dim, ck.Cfg.Width, ck.Cfg.Harmonics, rand.New(rand.NewPCG(1, 2)), false)
 	if err != nil {
 		return err
 	}
