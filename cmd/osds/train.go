@@ -283,21 +283,12 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := gpu.NewDevice()
+	cs, err := openCheckpoint(ck)
 	if err != nil {
 		return err
 	}
-	defer d.Release()
-	l := kernels.NewLibrary(d)
-	defer l.Release()
-	tr, err := train.NewTrainer(l, ck.Dim, ck.Cfg, train.TargetReward(ck.Target))
-	if err != nil {
-		return err
-	}
-	defer tr.Release()
-	if err := tr.Restore(ck); err != nil {
-		return err
-	}
+	defer cs.Close()
+	tr := cs.tr
 	s, err := tr.Sample(*n, 0xe7a1)
 	if err != nil {
 		return err
@@ -327,4 +318,38 @@ func runEval(args []string) error {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// checkpointSession is a device, a kernel library and a trainer restored from a checkpoint
+// (what `osds eval` and `osds view` start from).
+type checkpointSession struct {
+	d  *gpu.Device
+	l  *kernels.Library
+	tr *train.Trainer
+}
+
+func openCheckpoint(ck *train.Checkpoint) (*checkpointSession, error) {
+	d, err := gpu.NewDevice()
+	if err != nil {
+		return nil, err
+	}
+	cs := &checkpointSession{d: d, l: kernels.NewLibrary(d)}
+	if cs.tr, err = train.NewTrainer(cs.l, ck.Dim, ck.Cfg, train.TargetReward(ck.Target)); err != nil {
+		cs.Close()
+		return nil, err
+	}
+	if err := cs.tr.Restore(ck); err != nil {
+		cs.Close()
+		return nil, err
+	}
+	return cs, nil
+}
+
+// Close releases the trainer, the library and the device.
+func (cs *checkpointSession) Close() {
+	if cs.tr != nil {
+		cs.tr.Release()
+	}
+	cs.l.Release()
+	cs.d.Release()
 }

@@ -11,8 +11,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"osds/gpu"
-	"osds/kernels"
 	"osds/nn"
 	"osds/train"
 	"osds/viewer"
@@ -37,21 +35,12 @@ func runView(args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := gpu.NewDevice()
+	cs, err := openCheckpoint(ck)
 	if err != nil {
 		return err
 	}
-	defer d.Release()
-	l := kernels.NewLibrary(d)
-	defer l.Release()
-	tr, err := train.NewTrainer(l, ck.Dim, ck.Cfg, train.TargetReward(ck.Target))
-	if err != nil {
-		return err
-	}
-	defer tr.Release()
-	if err := tr.Restore(ck); err != nil {
-		return err
-	}
+	defer cs.Close()
+	d, l, tr := cs.d, cs.l, cs.tr
 	post, err := train.NewGraph(l, tr.Net, ck.Cfg, ck.Cfg.Batch, train.TargetReward(ck.Target), false)
 	if err != nil {
 		return err
