@@ -24,7 +24,11 @@ func withDisplay(t *testing.T) {
 		t.Fatalf("no DISPLAY and no Xvfb (run `make setup`): %v", err)
 	}
 	for n := 90; n < 110; n++ {
+		// A socket or a lock file (a crashed server) means the number is taken.
 		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
 			continue
 		}
 		cmd := exec.Command(xvfb, fmt.Sprintf(":%d", n), "-screen", "0", "640x480x24", "-nolisten", "tcp")

@@ -18,7 +18,11 @@ func xvfb(t *testing.T) string {
 		return d
 	}
 	for n := 120; n < 140; n++ {
+		// A socket or a lock file (a crashed server) means the number is taken.
 		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
 			continue
 		}
 		cmd := exec.Command("Xvfb", fmt.Sprintf(":%d", n), "-screen", "0", "640x640x24", "-nolisten", "tcp")
