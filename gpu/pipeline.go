@@ -90,18 +90,9 @@ func (p *ComputePipeline) Release() {
 // BindGroupLayout returns the layout of bind group index (derived from the shader when
 // the pipeline was created with an automatic layout).
 func (p *ComputePipeline) BindGroupLayout(index int) (*BindGroupLayout, error) {
-	var h C.WGPUBindGroupLayout
-	err := p.d.scoped(fmt.Sprintf("getting bind group layout %d of %s", index, p.label), func() {
-		h = C.osds_ComputePipelineGetBindGroupLayout(p.h, C.uint32_t(index))
+	return p.d.scopedLayout(fmt.Sprintf("getting bind group layout %d of %s", index, p.label), func() C.WGPUBindGroupLayout {
+		return C.osds_ComputePipelineGetBindGroupLayout(p.h, C.uint32_t(index))
 	})
-	if err != nil {
-		if h != nil {
-			C.osds_BindGroupLayoutRelease(h)
-		}
-		return nil, err
-	}
-	track("bindgrouplayout", 1)
-	return &BindGroupLayout{h: h}, nil
 }
 
 // BindingType is the kind of buffer a binding slot holds.
@@ -146,10 +137,16 @@ func (d *Device) CreateBindGroupLayout(label string, entries []LayoutEntry) (*Bi
 	desc.label = l
 	desc.entryCount = C.size_t(n)
 	desc.entries = ce
-	var h C.WGPUBindGroupLayout
-	err := d.scoped("creating bind group layout "+label, func() {
-		h = C.osds_DeviceCreateBindGroupLayout(d.h, &desc)
+	return d.scopedLayout("creating bind group layout "+label, func() C.WGPUBindGroupLayout {
+		return C.osds_DeviceCreateBindGroupLayout(d.h, &desc)
 	})
+}
+
+// scopedLayout runs make, which returns a new bind group layout, inside error scopes:
+// the one mechanism behind creating a layout and reading a pipeline's.
+func (d *Device) scopedLayout(op string, make func() C.WGPUBindGroupLayout) (*BindGroupLayout, error) {
+	var h C.WGPUBindGroupLayout
+	err := d.scoped(op, func() { h = make() })
 	if err != nil {
 		if h != nil {
 			C.osds_BindGroupLayoutRelease(h)

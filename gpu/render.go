@@ -105,18 +105,9 @@ func (d *Device) CreateRenderPipeline(label string, m *ShaderModule, vertexEntry
 
 // BindGroupLayout returns the (automatic) layout of bind group index.
 func (p *RenderPipeline) BindGroupLayout(index int) (*BindGroupLayout, error) {
-	var h C.WGPUBindGroupLayout
-	err := p.d.scoped(fmt.Sprintf("getting render bind group layout %d", index), func() {
-		h = C.osds_RenderPipelineGetBindGroupLayout(p.h, C.uint32_t(index))
+	return p.d.scopedLayout(fmt.Sprintf("getting render bind group layout %d", index), func() C.WGPUBindGroupLayout {
+		return C.osds_RenderPipelineGetBindGroupLayout(p.h, C.uint32_t(index))
 	})
-	if err != nil {
-		if h != nil {
-			C.osds_BindGroupLayoutRelease(h)
-		}
-		return nil, err
-	}
-	track("bindgrouplayout", 1)
-	return &BindGroupLayout{h: h}, nil
 }
 
 // Release frees the pipeline.

@@ -1,7 +1,6 @@
 package viewer
 
 import (
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -13,39 +12,18 @@ import (
 )
 
 // withDisplay makes sure an X server is there: the one in DISPLAY, else an Xvfb started
-// for the test on a free display number.
+// for the test.
 func withDisplay(t *testing.T) {
 	t.Helper()
 	if os.Getenv("DISPLAY") != "" {
 		return
 	}
-	xvfb, err := exec.LookPath("Xvfb")
+	display, stop, err := StartXvfb(90)
 	if err != nil {
-		t.Fatalf("no DISPLAY and no Xvfb (run `make setup`): %v", err)
+		t.Fatal(err)
 	}
-	for n := 90; n < 110; n++ {
-		// A socket or a lock file (a crashed server) means the number is taken.
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		cmd := exec.Command(xvfb, fmt.Sprintf(":%d", n), "-screen", "0", "640x480x24", "-nolisten", "tcp")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		for i := 0; i < 100; i++ {
-			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-				t.Setenv("DISPLAY", fmt.Sprintf(":%d", n))
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("Xvfb :%d did not start", n)
-	}
-	t.Fatal("no free X display number")
+	t.Cleanup(stop)
+	t.Setenv("DISPLAY", display)
 }
 
 // screenshot grabs the root window with xwd and returns a gray-level reader (0..255).

@@ -1,45 +1,28 @@
 package main
 
 import (
-	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"osds/viewer"
 )
 
-// xvfb starts an X server for the test when DISPLAY is unset and returns the DISPLAY value.
+// xvfb returns DISPLAY, starting an X server for the test when there is none.
 func xvfb(t *testing.T) string {
 	t.Helper()
 	if d := os.Getenv("DISPLAY"); d != "" {
 		return d
 	}
-	for n := 120; n < 140; n++ {
-		// A socket or a lock file (a crashed server) means the number is taken.
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		cmd := exec.Command("Xvfb", fmt.Sprintf(":%d", n), "-screen", "0", "640x640x24", "-nolisten", "tcp")
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting Xvfb (run `make setup`): %v", err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		for i := 0; i < 100; i++ {
-			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-				return fmt.Sprintf(":%d", n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("Xvfb :%d did not start", n)
+	display, stop, err := viewer.StartXvfb(120)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free X display number")
-	return ""
+	t.Cleanup(stop)
+	return display
 }
 
 // TestTrainEvalViewEndToEnd runs the commands a user runs: a short training with the live
