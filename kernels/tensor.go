@@ -114,3 +114,18 @@ func sameShape(a, b []int) bool {
 	}
 	return true
 }
+
+// Reshaped returns a view of t with another shape of the same number of elements: a
+// second Tensor sharing t's buffer, so writes through either show in both. The view owns
+// nothing: release t, never the view. The convolutions use it to see NHWC
+// activations [B, H·W·C] as the matrix [B·H·W, C] of their matmuls.
+func (t *Tensor) Reshaped(shape ...int) (*Tensor, error) {
+	n, err := numel(t.Label(), shape)
+	if err != nil {
+		return nil, err
+	}
+	if n != t.Len() {
+		return nil, fmt.Errorf("kernels: reshaping tensor %q of shape %s (%d elements) to %s (%d elements)", t.Label(), ewShape(t.Shape), t.Len(), ewShape(shape), n)
+	}
+	return &Tensor{Buf: t.Buf, Shape: append([]int(nil), shape...), dev: t.dev}, nil
+}

@@ -15,7 +15,12 @@ import (
 // checkpoint in place. Noise is counter-based (seed, iteration), so the iteration count
 // is all the RNG state there is: a resumed run draws exactly the noise the uninterrupted
 // one would have.
-func (t *Trainer) Save(path string, target string) error {
+func (t *Trainer) Save(path string, target string) error { return t.SaveWith(path, target, nil) }
+
+// SaveWith is Save with extra metadata (e.g. the prior and constraint of a posterior
+// target, so that the reward can be rebuilt from the checkpoint); extra keys may not
+// replace the trainer's own.
+func (t *Trainer) SaveWith(path string, target string, extra map[string]string) error {
 	// Reading parameters waits for the submitted iterations; the scalars still in the
 	// readback ring stay there for Step or Flush to report.
 	ps := append(t.Net.Params(), t.Net.LogZ)
@@ -46,6 +51,12 @@ func (t *Trainer) Save(path string, target string) error {
 		"iteration": strconv.Itoa(t.iter), "dim": strconv.Itoa(t.Net.Dim),
 		"replay_inserted": strconv.Itoa(t.inserted),
 	}
+	for k, v := range extra {
+		if _, own := md[k]; own {
+			return fmt.Errorf("train: checkpoint metadata key %q is reserved", k)
+		}
+		md[k] = v
+	}
 	if t.ls != nil {
 		md["ls_eta"] = strconv.FormatFloat(t.ls.eta, 'g', -1, 64)
 		md["ls_calls"] = strconv.Itoa(t.ls.calls)
@@ -55,12 +66,13 @@ func (t *Trainer) Save(path string, target string) error {
 
 // Checkpoint is what LoadCheckpoint reads before a trainer exists.
 type Checkpoint struct {
-	Cfg     Config
-	Target  string
-	Dim     int
-	Iter    int
+	Cfg    Config
+	Target string
+	Dim    int
+	Iter   int
+	// Meta is the file's whole metadata (including what SaveWith added).
+	Meta    map[string]string
 	tensors []nn.NamedTensor
-	meta    map[string]string
 }
 
 // LoadCheckpoint reads and validates a checkpoint written by Save.
@@ -72,7 +84,7 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if md["format"] != "osds-sampler-checkpoint-1" {
 		return nil, fmt.Errorf("train: %s is not an osds sampler checkpoint (metadata format %q)", path, md["format"])
 	}
-	c := &Checkpoint{Target: md["target"], tensors: ts, meta: md}
+	c := &Checkpoint{Target: md["target"], tensors: ts, Meta: md}
 	if err := json.Unmarshal([]byte(md["config"]), &c.Cfg); err != nil {
 		return nil, fmt.Errorf("train: %s: bad config in metadata: %w", path, err)
 	}
@@ -115,16 +127,16 @@ func (t *Trainer) Restore(c *Checkpoint) (err error) {
 		if err := t.buffer.Write(x.Data); err != nil {
 			return err
 		}
-		if t.inserted, err = strconv.Atoi(c.meta["replay_inserted"]); err != nil {
-			return fmt.Errorf("train: checkpoint: bad replay count %q", c.meta["replay_inserted"])
+		if t.inserted, err = strconv.Atoi(c.Meta["replay_inserted"]); err != nil {
+			return fmt.Errorf("train: checkpoint: bad replay count %q", c.Meta["replay_inserted"])
 		}
 	}
 	if t.ls != nil {
-		if t.ls.eta, err = strconv.ParseFloat(c.meta["ls_eta"], 64); err != nil {
-			return fmt.Errorf("train: checkpoint: bad local-search step size %q", c.meta["ls_eta"])
+		if t.ls.eta, err = strconv.ParseFloat(c.Meta["ls_eta"], 64); err != nil {
+			return fmt.Errorf("train: checkpoint: bad local-search step size %q", c.Meta["ls_eta"])
 		}
-		if t.ls.calls, err = strconv.Atoi(c.meta["ls_calls"]); err != nil {
-			return fmt.Errorf("train: checkpoint: bad local-search count %q", c.meta["ls_calls"])
+		if t.ls.calls, err = strconv.Atoi(c.Meta["ls_calls"]); err != nil {
+			return fmt.Errorf("train: checkpoint: bad local-search count %q", c.Meta["ls_calls"])
 		}
 	}
 	t.iter = c.Iter
@@ -133,7 +145,7 @@ func (t *Trainer) Restore(c *Checkpoint) (err error) {
 
 // TargetReward returns the reward builder of a named synthetic target.
 func TargetReward(name string) RewardFunc {
-	return func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*kernels.Op, error) {
-		return l.LogReward(logr, grad, z, kernels.TargetKind(name))
+	return func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*Reward, error) {
+		return OpReward(l.LogReward(logr, grad, z, kernels.TargetKind(name)))
 	}
 }

@@ -28,8 +28,8 @@ func gaussianReward(t testing.TB, l *kernels.Library, g *Gaussian) RewardFunc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mean.Release(); prec.Release() })
-	return func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*kernels.Op, error) {
-		return l.GaussianLogReward(logr, grad, z, mean, prec, g.Offset())
+	return func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*Reward, error) {
+		return OpReward(l.GaussianLogReward(logr, grad, z, mean, prec, g.Offset()))
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 type localSearch struct {
 	x, g, lr, xp, gp, lrp, acc *kernels.Tensor
 	idx                        *kernels.IndexTensor
-	draw, gather, here, there  *kernels.Op
+	draw, gather               *kernels.Op
+	here, there                *Reward // log R and ∇log R at the states and at the proposals
 	step                       *kernels.MALAStep
 	eta                        float64
 	calls                      int
@@ -68,7 +69,8 @@ func (t *Trainer) runLocalSearch() error {
 	if err != nil {
 		return err
 	}
-	r.Record(ls.draw, ls.gather, ls.here)
+	r.Record(ls.draw, ls.gather)
+	r.Record(ls.here.Ops...)
 	r.Encoder().ClearBuffer(ls.acc.Buf, 0, uint64(4*ls.acc.Len()))
 	if err := r.Submit(); err != nil {
 		return err
@@ -86,7 +88,9 @@ func (t *Trainer) runLocalSearch() error {
 			if err := ls.step.Update(kernels.MALAParams{Step: s, Stream: uint32(ls.calls), Seed: t.Cfg.Seed ^ 0x1a1a, Eta: ls.eta, Beta: cfg.Beta}); err != nil {
 				return err
 			}
-			r.Record(ls.step.Propose(), ls.there, ls.step.Accept())
+			r.Record(ls.step.Propose())
+			r.Record(ls.there.Ops...)
+			r.Record(ls.step.Accept())
 			if err := r.Submit(); err != nil {
 				return err
 			}
@@ -138,9 +142,11 @@ func (ls *localSearch) release() {
 	for _, x := range []*kernels.Tensor{ls.x, ls.g, ls.lr, ls.xp, ls.gp, ls.lrp, ls.acc} {
 		x.Release()
 	}
-	for _, o := range []*kernels.Op{ls.draw, ls.gather, ls.here, ls.there} {
+	for _, o := range []*kernels.Op{ls.draw, ls.gather} {
 		o.Release()
 	}
+	ls.here.Release()
+	ls.there.Release()
 	if ls.step != nil {
 		ls.step.Release()
 	}

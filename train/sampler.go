@@ -49,8 +49,13 @@ type LocalSearch struct {
 
 // DefaultConfig returns the settings of the diffusion-sampler benchmarks (T = 100,
 // batch 300, width 64, 64 harmonics, TB with log Z at lr 0.1, drift at 1e-3).
-func DefaultConfig(t Target) Config {
-	return Config{Steps: 100, Sigma2: t.Sigma2(), Batch: 300, Width: 64, Harmonics: 64,
+func DefaultConfig(t Target) Config { return DefaultConfigSigma2(t.Sigma2()) }
+
+// DefaultConfigSigma2 is DefaultConfig with the diffusion coefficient σ² given, for
+// rewards that are not a Target (posteriors in a prior's noise space use σ² = 1, so that
+// the untrained sampler, Brownian motion from 0, ends exactly at the prior N(0, I)).
+func DefaultConfigSigma2(sigma2 float64) Config {
+	return Config{Steps: 100, Sigma2: sigma2, Batch: 300, Width: 64, Harmonics: 64,
 		Objective: kernels.TB, LR: 1e-3, LRLogZ: 0.1, ExploreIters: 5000, Seed: 1}
 }
 
@@ -218,11 +223,10 @@ type Graph struct {
 	sdeParams                                     kernels.SDEParams
 	fromData                                      bool // backward trajectories from Z[T]
 	owned                                         []*kernels.Tensor
+	// rewards are the graph's reward call sites; their ops sit in stepOps and rewardOps
+	// but may be shared with other graphs, so only the rewards release them.
+	rewards []*Reward
 }
-
-// RewardFunc builds the op that writes log R(z) [B] for a batch z [B, d] and, when grad
-// is not nil, ∇log R(z) [B, d] (local search needs it).
-type RewardFunc func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*kernels.Op, error)
 
 // NewGraph builds the ops for batch trajectories of cfg.Steps steps. reward computes
 // log R at the terminal states. With train, activations are kept per step and the loss
@@ -286,6 +290,14 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			panic(buildError{e})
 		}
 		return o
+	}
+	rewardOps := func(logr, grad, z *kernels.Tensor) []*kernels.Op {
+		r, e := reward(l, logr, grad, z)
+		if e != nil {
+			panic(buildError{fmt.Errorf("train: reward: %w", e)})
+		}
+		g.rewards = append(g.rewards, r)
+		return r.Ops
 	}
 
 	// Time embedding of every step at once: one [T, ·] chain instead of T tiny ones.
@@ -365,7 +377,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		out := g.U[k]
 		if lp {
 			out = g.unn
-			g.stepOps = append(g.stepOps, op(reward(l, g.lrScratch, g.G[k], g.Z[k])))
+			g.stepOps = append(g.stepOps, rewardOps(g.lrScratch, g.G[k], g.Z[k])...)
 		}
 		g.stepOps = append(g.stepOps,
 			op(n.S.Forward(l, g.s, g.Z[k], kernels.Identity)),
@@ -392,7 +404,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		g.sde = append(g.sde, s)
 		g.stepOps = append(g.stepOps, s.Op)
 	}
-	g.rewardOps = append(g.rewardOps, op(reward(l, g.LogR, nil, g.Z[T])))
+	g.rewardOps = append(g.rewardOps, rewardOps(g.LogR, nil, g.Z[T])...)
 	if !g.train {
 		return nil
 	}
@@ -495,15 +507,24 @@ func (g *Graph) RecordBackward(r *kernels.Recorder) {
 	r.Encoder().CopyBufferToBuffer(g.Stats.Buf, 4, g.net.LogZ.Grad.Buf, 0, 4)
 }
 
-// Release frees the graph's ops and tensors (not the network).
+// Release frees the graph's ops and tensors (not the network). Reward ops are released
+// by their rewards (which free only what they own, not a shared reward graph).
 func (g *Graph) Release() {
-	for _, group := range [][]*kernels.Op{g.timeOps, g.rewardOps, g.lossOps, g.backOps} {
-		for _, o := range group {
-			o.Release()
+	fromRewards := map[*kernels.Op]bool{}
+	for _, r := range g.rewards {
+		for _, o := range r.Ops {
+			fromRewards[o] = true
 		}
 	}
-	for _, o := range g.stepOps {
-		o.Release()
+	for _, group := range [][]*kernels.Op{g.timeOps, g.stepOps, g.rewardOps, g.lossOps, g.backOps} {
+		for _, o := range group {
+			if !fromRewards[o] {
+				o.Release()
+			}
+		}
+	}
+	for _, r := range g.rewards {
+		r.Release()
 	}
 	for _, t := range g.owned {
 		t.Release()

@@ -1,4 +1,4 @@
-//go:build !linux && !freebsd
+//go:build !linux && !freebsd && !windows
 
 package viewer
 
@@ -11,8 +11,15 @@ import (
 	"osds/gpu"
 )
 
-// windowSource is not written yet for this OS: macOS needs a CAMetalLayer attached to
-// the Cocoa view, Windows the HWND and module handle.
+// displayVar names what a display needs.
+const displayVar = "a desktop session"
+
+// haveDisplay lets Open try (and windowSource fail with a clear error).
+func haveDisplay() bool { return true }
+
+// windowSource is not written for this OS. macOS needs a CAMetalLayer set as the layer
+// of the Cocoa window's content view (Objective-C), which gpu.WindowSource.MetalLayer
+// then takes.
 func windowSource(w *glfw.Window) (gpu.WindowSource, error) {
-	return gpu.WindowSource{}, fmt.Errorf("viewer: window surfaces on %s are not supported yet", runtime.GOOS)
+	return gpu.WindowSource{}, fmt.Errorf("viewer: window surfaces on %s are not supported yet (Linux/BSD X11 or Wayland, and Windows, are)", runtime.GOOS)
 }

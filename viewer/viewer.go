@@ -9,8 +9,8 @@ import (
 	"image"
 	"image/color"
 	"math"
-	"os"
 	"runtime"
+	"slices"
 
 	"github.com/go-gl/glfw/v3.3/glfw"
 
@@ -19,17 +19,18 @@ import (
 )
 
 // ErrNoDisplay is returned by Open on a machine without a display.
-var ErrNoDisplay = errors.New("viewer: no display (DISPLAY and WAYLAND_DISPLAY are unset); run without --view, or under Xvfb (xvfb-run)")
+var ErrNoDisplay = errors.New("viewer: no display (" + displayVar + " is unset); run without --view, or under Xvfb (xvfb-run)")
 
 // Grid says how the samples buffer is laid out and drawn.
 type Grid struct {
 	N, H, W    int  // N images of H×W pixels, row-major floats in [0, 1]
+	C          int  // channels per pixel, fastest-varying: 1 (or 0) gray, 3 RGB
 	Cols, Rows int  // grid cells; Cols·Rows ≥ N shows every image
 	Linear     bool // bilinear instead of nearest scaling
 
 	// Density, when set, draws the N rows of an [N, W] buffer as points (x, y) = the
 	// first two columns, over the Extent [x0, x1, y0, y1], as a kernel density with
-	// Radius pixels (H, Cols, Rows unused).
+	// Radius pixels (H, C, Cols, Rows unused).
 	Density bool
 	Extent  [4]float32
 	Radius  float32
@@ -49,13 +50,24 @@ type Window struct {
 	grid     Grid
 	fbW, fbH int
 	keys     []string
+
+	font, text  *gpu.Buffer // the status line's glyph table and glyph indices
+	status      []uint32    // glyph indices of the status line
+	statusDirty bool        // status differs from what text holds
+	statusScale int         // font scale; 0 picks one from the window width
 }
+
+// maxStatus is the most characters of a status line (the text buffer's capacity).
+const maxStatus = 512
+
+// paramWords is the size of the shader's uniform Grid in 32-bit words.
+const paramWords = 20
 
 // Open creates a width×height window titled title whose surface presents with dev's
 // adapter. GLFW requires the calling goroutine to stay on the main OS thread; Open locks
 // the current one.
 func Open(dev *gpu.Device, adapter *gpu.Adapter, title string, width, height int) (*Window, error) {
-	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" && runtime.GOOS == "linux" {
+	if !haveDisplay() {
 		return nil, ErrNoDisplay
 	}
 	runtime.LockOSThread()
@@ -113,7 +125,20 @@ func Open(dev *gpu.Device, adapter *gpu.Adapter, title string, width, height int
 		w.Close()
 		return nil, err
 	}
-	if w.params, err = dev.CreateBuffer("viewer grid", 64, gpu.UsageUniform|gpu.UsageCopyDst); err != nil {
+	if w.params, err = dev.CreateBuffer("viewer grid", 4*paramWords, gpu.UsageUniform|gpu.UsageCopyDst); err != nil {
+		w.Close()
+		return nil, err
+	}
+	glyphs := fontWords()
+	if w.font, err = dev.CreateBuffer("viewer font", uint64(4*len(glyphs)), gpu.StorageUsage); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := dev.Queue().WriteUint32(w.font, 0, glyphs); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if w.text, err = dev.CreateBuffer("viewer status", 4*maxStatus, gpu.StorageUsage); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -142,6 +167,12 @@ func (w *Window) reconfigure() error {
 
 // Show binds the samples buffer (device memory the trainer writes) with its layout.
 func (w *Window) Show(images *gpu.Buffer, g Grid) error {
+	if g.C == 0 || g.Density {
+		g.C = 1
+	}
+	if g.C != 1 && g.C != 3 {
+		return fmt.Errorf("viewer: grid of %d-channel images: want 1 (gray) or 3 (RGB)", g.C)
+	}
 	if g.Density {
 		g.H, g.Cols, g.Rows = 1, 1, 1
 		if g.W < 2 || g.Extent[1] <= g.Extent[0] || g.Extent[3] <= g.Extent[2] || !(g.Radius > 0) {
@@ -151,10 +182,11 @@ func (w *Window) Show(images *gpu.Buffer, g Grid) error {
 	if g.N < 1 || g.H < 1 || g.W < 1 || g.Cols < 1 || g.Rows < 1 {
 		return fmt.Errorf("viewer: grid %+v needs positive sizes", g)
 	}
-	if need := uint64(4 * g.N * g.H * g.W); images.Size() < need {
-		return fmt.Errorf("viewer: buffer %q has %d bytes, grid of %d %d×%d images needs %d", images.Label(), images.Size(), g.N, g.H, g.W, need)
+	if need := uint64(4 * g.N * g.H * g.W * g.C); images.Size() < need {
+		return fmt.Errorf("viewer: buffer %q has %d bytes, grid of %d %d×%d×%d images needs %d", images.Label(), images.Size(), g.N, g.H, g.W, g.C, need)
 	}
-	grp, err := w.dev.CreateBindGroup("viewer", w.layout, []gpu.BindEntry{{Binding: 0, Buffer: images}, {Binding: 1, Buffer: w.params}})
+	grp, err := w.dev.CreateBindGroup("viewer", w.layout, []gpu.BindEntry{{Binding: 0, Buffer: images}, {Binding: 1, Buffer: w.params},
+		{Binding: 2, Buffer: w.font}, {Binding: 3, Buffer: w.text}})
 	if err != nil {
 		return err
 	}
@@ -181,9 +213,19 @@ func (w *Window) Draw() error {
 	if g.Density {
 		mode = 1
 	}
+	st := w.statusLayout()
+	if w.statusDirty {
+		if len(w.status) > 0 {
+			if err := w.dev.Queue().WriteUint32(w.text, 0, w.status); err != nil {
+				return err
+			}
+		}
+		w.statusDirty = false
+	}
 	f := math.Float32bits
 	if err := w.dev.Queue().WriteUint32(w.params, 0, []uint32{uint32(g.N), uint32(g.H), uint32(g.W), uint32(g.Cols), uint32(g.Rows),
-		uint32(w.fbW), uint32(w.fbH), lin, mode, f(g.Extent[0]), f(g.Extent[1]), f(g.Extent[2]), f(g.Extent[3]), f(g.Radius), 0, 0}); err != nil {
+		uint32(w.fbW), uint32(w.fbH - st.strip), lin, mode, f(g.Extent[0]), f(g.Extent[1]), f(g.Extent[2]), f(g.Extent[3]), f(g.Radius),
+		uint32(g.C), uint32(st.chars), uint32(st.scale), uint32(st.strip), 0, 0}); err != nil {
 		return err
 	}
 	tex, err := w.surface.CurrentTexture()
@@ -210,8 +252,68 @@ func (w *Window) Draw() error {
 	return w.surface.Present(w.dev)
 }
 
-// SetTitle shows a status line (iteration, loss, log Ẑ, ...) in the title bar.
+// SetTitle shows a status line (iteration, loss, log Ẑ, ...) in the title bar. Window
+// managers may hide or cut it, and a bare X server (Xvfb) has no title bar: SetStatus
+// draws one inside the window.
 func (w *Window) SetTitle(s string) { w.win.SetTitle(s) }
+
+// SetStatus shows one line of text (iteration, loss, log Ẑ, reward, it/s, keys) in a strip
+// along the bottom of the window, from the next Draw on; the samples are drawn in the
+// area above it. The font is a built-in 5×7 one: printable ASCII and Ẑ · × ± Δ ² σ (dashes
+// draw as '-', other runes as '?'). Text wider than the window is cut; "" removes the strip.
+func (w *Window) SetStatus(text string) {
+	gs := glyphString(text, maxStatus)
+	if slices.Equal(gs, w.status) {
+		return
+	}
+	w.status, w.statusDirty = gs, true
+}
+
+// SetStatusScale sets how many screen pixels one font pixel of the status line covers
+// (its characters are 6·scale pixels wide, its strip 11·scale high); 0, the default,
+// picks 1 below 960 pixels of framebuffer width, 2 below 1920, and so on.
+func (w *Window) SetStatusScale(scale int) { w.statusScale = max(scale, 0) }
+
+// StatusHeight is the height in pixels of the status strip in a window whose framebuffer
+// is width pixels wide, at the default font scale: open a window this much taller than the
+// plot to keep the plot's aspect ratio once SetStatus is called.
+func StatusHeight(width int) int {
+	return (2 + glyphH + 2) * (1 + width/960)
+}
+
+// statusGeometry is where the status line goes in the current framebuffer.
+type statusGeometry struct {
+	scale int // screen pixels per font pixel
+	strip int // strip height in pixels (0: no strip)
+	chars int // characters drawn (the status line cut to the window width)
+}
+
+// statusLayout places the status line in the current framebuffer: a strip 11·scale pixels
+// high (2·scale above the 7·scale glyphs, 2·scale below), with the characters in 6·scale
+// wide cells from 2·scale pixels on, only those whose glyph fits in the width. There is no
+// strip without text, or when it would take more than half the window's height.
+func (w *Window) statusLayout() statusGeometry {
+	s := w.statusScale
+	if s == 0 {
+		s = 1 + w.fbW/960
+	}
+	strip := (2 + glyphH + 2) * s // as in StatusHeight
+	if len(w.status) == 0 || 2*strip > w.fbH {
+		return statusGeometry{scale: s}
+	}
+	chars := 0
+	if room := w.fbW - 2*s; room >= glyphW*s {
+		chars = (room + (cellW-glyphW)*s) / (cellW * s) // the last glyph needs no gap after it
+	}
+	return statusGeometry{scale: s, strip: strip, chars: min(chars, len(w.status))}
+}
+
+// PlotSize is the size in pixels of the area the samples are drawn in as of the last
+// Draw: the framebuffer less the status strip. Save density pictures (DensityImage) at
+// this size to match the window.
+func (w *Window) PlotSize() (width, height int) {
+	return w.fbW, w.fbH - w.statusLayout().strip
+}
 
 // SetSize resizes the window (the swapchain follows on the next Draw).
 func (w *Window) SetSize(width, height int) { w.win.SetSize(width, height) }
@@ -223,6 +325,8 @@ func (w *Window) ShouldClose() bool { return w.win.ShouldClose() }
 func (w *Window) Close() {
 	w.group.Release()
 	w.params.Release()
+	w.font.Release()
+	w.text.Release()
 	w.layout.Release()
 	w.pipe.Release()
 	w.surface.Release()
@@ -233,8 +337,9 @@ func (w *Window) Close() {
 	}
 }
 
-// Keys returns the keys pressed since the last call, by name: "r", "p", "s", "space",
-// "+", "-", "escape", "q" (others are ignored). Call it after Draw, which polls events.
+// Keys returns the keys pressed since the last call, by name: "r", "p", "s", "l", "space",
+// "+", "-", "[", "]", "escape", "q" (others are ignored). Call it after Draw, which polls
+// events.
 func (w *Window) Keys() []string {
 	out := w.keys
 	w.keys = nil
@@ -245,6 +350,7 @@ func (w *Window) Keys() []string {
 func (w *Window) listenKeys() {
 	names := map[glfw.Key]string{glfw.KeyR: "r", glfw.KeyP: "p", glfw.KeyS: "s", glfw.KeySpace: "space",
 		glfw.KeyEqual: "+", glfw.KeyKPAdd: "+", glfw.KeyMinus: "-", glfw.KeyKPSubtract: "-",
+		glfw.KeyLeftBracket: "[", glfw.KeyRightBracket: "]", glfw.KeyL: "l",
 		glfw.KeyEscape: "escape", glfw.KeyQ: "q"}
 	w.win.SetKeyCallback(func(_ *glfw.Window, key glfw.Key, _ int, action glfw.Action, _ glfw.ModifierKey) {
 		if action != glfw.Press {

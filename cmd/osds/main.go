@@ -21,6 +21,8 @@ func commands() []command {
 		{"train", "train a diffusion sampler on a target density", runTrain},
 		{"eval", "evaluate a trained sampler: log Ẑ, log Ẑ^RW, W2", runEval},
 		{"view", "sample a trained sampler interactively in a window", runView},
+		{"sample", "draw from a trained posterior sampler and write f(z) as a PNG grid", runSample},
+		{"prior", "train, sample, evaluate and list generative priors and classifiers", runPrior},
 		{"bench", "measure the WGSL kernels against same-run ceilings and CPU references", runBench},
 	}
 }

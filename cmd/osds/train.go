@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +17,8 @@ import (
 
 	"osds/gpu"
 	"osds/kernels"
+	"osds/posterior"
+	"osds/priors"
 	"osds/train"
 	"osds/viewer"
 )
@@ -32,12 +36,16 @@ var viewExtents = map[string][4]float32{
 
 // openTrainView opens the live window on the trainer's terminal states.
 func openTrainView(d *gpu.Device, tr *train.Trainer, target string) (*viewer.Window, error) {
-	w, err := viewer.Open(d, d.Adapter(), "osds "+target, 480, 480)
+	w, err := viewer.Open(d, d.Adapter(), "osds "+target, 480, 480+viewer.StatusHeight(480))
 	if err != nil {
 		return nil, err
 	}
 	z := tr.Terminal()
-	if err := w.Show(z.Buf, viewer.Grid{N: z.Rows(), W: z.Cols(), Density: true, Extent: viewExtents[target], Radius: 2.5}); err != nil {
+	extent, ok := viewExtents[target]
+	if !ok {
+		extent = [4]float32{-4, 4, -4, 4} // a prior's noise space: z ~ N(0, I) a priori
+	}
+	if err := w.Show(z.Buf, viewer.Grid{N: z.Rows(), W: z.Cols(), Density: true, Extent: extent, Radius: 2.5}); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -47,11 +55,13 @@ func openTrainView(d *gpu.Device, tr *train.Trainer, target string) (*viewer.Win
 func runTrain(args []string) error {
 	fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
 	target := fs.String("target", "gmm25", "target density: gmm25, funnel or manywell")
+	priorRef := fs.String("prior", "", "train a posterior sampler in the noise space of this prior: a shipped name (mnist-vae) or a .safetensors file (needs --constraint; excludes --target)")
+	constraint := fs.String("constraint", "", "the posterior's constraint: class:LABEL[,beta=1][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=0.1][,image=N] (MASK: white = observed)")
 	iters := fs.Int("iters", 25000, "training iterations")
 	steps := fs.Int("steps", 100, "SDE steps T")
 	batch := fs.Int("batch", 300, "trajectories per iteration")
 	width := fs.Int("width", 64, "hidden width")
-	sigma2 := fs.Float64("sigma2", 0, "diffusion coefficient σ² (0: the target's benchmark value)")
+	sigma2 := fs.Float64("sigma2", 0, "diffusion coefficient σ² (0: the target's benchmark value; 1 for posteriors)")
 	objective := fs.String("objective", "tb", "loss: tb (learned log Z) or vargrad")
 	explore := fs.Float64("explore", 0, "exploration std e, decayed linearly to 0")
 	exploreIters := fs.Int("explore-iters", 5000, "iterations over which exploration decays")
@@ -78,11 +88,45 @@ func runTrain(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	tg, err := train.NewTarget(*target)
-	if err != nil {
-		return err
+	var ck *train.Checkpoint
+	if *resume != "" {
+		var err error
+		if ck, err = train.LoadCheckpoint(*resume); err != nil {
+			return err
+		}
 	}
-	cfg := train.DefaultConfig(tg)
+	// A posterior target comes from --prior and --constraint, or from the checkpoint
+	// resumed; a synthetic one from --target.
+	post := *priorRef != "" || *constraint != "" || (ck != nil && ck.Target == posterior.TargetName)
+	if post && fs.Changed("target") {
+		return errors.New("--target and --prior/--constraint are mutually exclusive: a sampler learns either a synthetic target or a posterior in a prior's noise space")
+	}
+	var tg train.Target
+	var spec posterior.Spec
+	if post {
+		if ck != nil && ck.Target != posterior.TargetName {
+			return fmt.Errorf("--resume %s was trained on %q, not on a posterior", *resume, ck.Target)
+		}
+		if ck != nil && *priorRef == "" && *constraint == "" {
+			*priorRef, *constraint = ck.Meta[posterior.MetaPrior], ck.Meta[posterior.MetaConstraint]
+		}
+		if *priorRef == "" || *constraint == "" {
+			return errors.New("a posterior needs both --prior NAME|FILE and --constraint SPEC")
+		}
+		var err error
+		if spec, err = posterior.ParseSpec(*constraint); err != nil {
+			return fmt.Errorf("--constraint: %w", err)
+		}
+	} else {
+		var err error
+		if tg, err = train.NewTarget(*target); err != nil {
+			return err
+		}
+	}
+	cfg := train.DefaultConfigSigma2(1)
+	if tg != nil {
+		cfg = train.DefaultConfig(tg)
+	}
 	cfg.Steps, cfg.Batch, cfg.Width, cfg.LR, cfg.LRLogZ, cfg.Seed = *steps, *batch, *width, *lr, *lrLogZ, *seed
 	cfg.Explore, cfg.ExploreIters = *explore, *exploreIters
 	cfg.BothWays, cfg.Buffer = *bothWays || *localSearch, *bufferSize
@@ -104,12 +148,8 @@ func runTrain(args []string) error {
 	if *iters < 0 || *every < 1 {
 		return fmt.Errorf("--iters must be ≥ 0 and --checkpoint-every ≥ 1")
 	}
-	var ck *train.Checkpoint
-	if *resume != "" {
-		if ck, err = train.LoadCheckpoint(*resume); err != nil {
-			return err
-		}
-		if ck.Target != tg.Name() {
+	if ck != nil {
+		if tg != nil && ck.Target != tg.Name() {
 			return fmt.Errorf("--resume %s was trained on %q, not --target %q", *resume, ck.Target, tg.Name())
 		}
 		cfg = ck.Cfg
@@ -124,7 +164,29 @@ func runTrain(args []string) error {
 	defer d.Release()
 	l := kernels.NewLibrary(d)
 	defer l.Release()
-	tr, err := train.NewTrainer(l, tg.Dim(), cfg, train.TargetReward(tg.Name()))
+	// What the run trains on: name, dimension, reward, true log Z (NaN when unknown) and
+	// the checkpoint metadata that rebuilds the reward.
+	name, dim, logZ := "", 0, math.NaN()
+	var reward train.RewardFunc
+	var meta map[string]string
+	var setup *posterior.Setup
+	if post {
+		if setup, err = posterior.Open(l, *priorRef, spec); err != nil {
+			return err
+		}
+		defer setup.Release()
+		meta = setup.Metadata()
+		if ck != nil && (ck.Meta[posterior.MetaPrior] != meta[posterior.MetaPrior] || ck.Meta[posterior.MetaConstraint] != meta[posterior.MetaConstraint]) {
+			return fmt.Errorf("--resume %s was trained on %s | %s, not %s | %s", *resume, ck.Meta[posterior.MetaPrior], ck.Meta[posterior.MetaConstraint], meta[posterior.MetaPrior], meta[posterior.MetaConstraint])
+		}
+		name, dim, reward = posterior.TargetName, setup.Reward.Dim(), setup.Reward.Func()
+	} else {
+		name, dim, reward = tg.Name(), tg.Dim(), train.TargetReward(tg.Name())
+		if z, ok := tg.LogZ(); ok {
+			logZ = z
+		}
+	}
+	tr, err := train.NewTrainer(l, dim, cfg, reward)
 	if err != nil {
 		return err
 	}
@@ -136,7 +198,7 @@ func runTrain(args []string) error {
 	}
 	var win *viewer.Window
 	if *view {
-		if win, err = openTrainView(d, tr, tg.Name()); err != nil {
+		if win, err = openTrainView(d, tr, name); err != nil {
 			return err
 		}
 		defer func() {
@@ -151,15 +213,18 @@ func runTrain(args []string) error {
 	}
 	defer metrics.Close()
 	ckpt := filepath.Join(*out, "checkpoint.safetensors")
-	logZ, _ := tg.LogZ()
 
 	// Ctrl-C stops after the current iteration and keeps a checkpoint.
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt)
 	defer signal.Stop(stop)
 
+	what := name
+	if setup != nil {
+		what = "the posterior of " + setup.Describe()
+	}
 	fmt.Fprintf(os.Stderr, "training %s (d=%d) on %s: %d iterations, batch %d, T=%d, σ²=%g, %s\n",
-		tg.Name(), tg.Dim(), d.AdapterInfo().Device, *iters, cfg.Batch, cfg.Steps, cfg.Sigma2, cfg.Objective)
+		what, dim, d.AdapterInfo().Device, *iters, cfg.Batch, cfg.Steps, cfg.Sigma2, cfg.Objective)
 	start := time.Now()
 	first := tr.Iter()
 	end := first + *iters
@@ -189,8 +254,25 @@ func runTrain(args []string) error {
 			return err
 		}
 		est := train.EstimateLogZ(s.LogW, logZ)
-		fmt.Fprintf(os.Stderr, "\neval at %d: log Ẑ %.4f (Δ %.4f), log Ẑ^RW %.4f (Δ^RW %.4f)\n", tr.Iter(), est.ELBO, est.Delta, est.IW, est.DelRW)
-		return json.NewEncoder(metrics).Encode(map[string]any{"iter": tr.Iter(), "eval_elbo": est.ELBO, "eval_iw": est.IW, "delta": est.Delta, "delta_rw": est.DelRW})
+		rec := map[string]any{"iter": tr.Iter(), "eval_elbo": est.ELBO, "eval_iw": est.IW}
+		if math.IsNaN(logZ) {
+			fmt.Fprintf(os.Stderr, "\neval at %d: log Ẑ %.4f, log Ẑ^RW %.4f", tr.Iter(), est.ELBO, est.IW)
+		} else {
+			fmt.Fprintf(os.Stderr, "\neval at %d: log Ẑ %.4f (Δ %.4f), log Ẑ^RW %.4f (Δ^RW %.4f)", tr.Iter(), est.ELBO, est.Delta, est.IW, est.DelRW)
+			rec["delta"], rec["delta_rw"] = est.Delta, est.DelRW
+		}
+		if setup != nil {
+			score, err := scorePosterior(l, setup, s.Z)
+			if err != nil {
+				return err
+			}
+			for _, k := range sortedKeys(score) {
+				fmt.Fprintf(os.Stderr, ", %s %.4f", k, score[k])
+				rec[k] = score[k]
+			}
+		}
+		fmt.Fprintln(os.Stderr)
+		return json.NewEncoder(metrics).Encode(rec)
 	}
 	var runErr error
 	var lastFrame time.Time
@@ -213,7 +295,9 @@ loop:
 			}
 			if win != nil && time.Since(lastFrame) >= frameInterval {
 				lastFrame = time.Now()
-				win.SetTitle(fmt.Sprintf("osds %s — iter %d  loss %.4f  log Z %.4f  ELBO %.4f", tg.Name(), st.Iter+1, st.Loss, st.LogZ, -st.MeanDelta))
+				line := fmt.Sprintf("%s iter %d  loss %.4f  log Z %.4f  ELBO %.4f  %.1f it/s", name, st.Iter+1, st.Loss, st.LogZ, -st.MeanDelta, float64(st.Iter+1-first)/time.Since(start).Seconds())
+				win.SetTitle("osds " + line)
+				win.SetStatus(line)
 				if err := win.Draw(); err != nil {
 					return err
 				}
@@ -224,7 +308,7 @@ loop:
 			}
 		}
 		if tr.Iter()%*every == 0 {
-			if err := tr.Save(ckpt, tg.Name()); err != nil {
+			if err := tr.SaveWith(ckpt, name, meta); err != nil {
 				runErr = err
 				break
 			}
@@ -254,7 +338,7 @@ loop:
 			return err
 		}
 	}
-	if err := tr.Save(ckpt, tg.Name()); err != nil {
+	if err := tr.SaveWith(ckpt, name, meta); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "\ncheckpoint: %s\n", ckpt)
@@ -279,9 +363,11 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	tg, err := train.NewTarget(ck.Target)
-	if err != nil {
-		return err
+	var tg train.Target
+	if ck.Target != posterior.TargetName {
+		if tg, err = train.NewTarget(ck.Target); err != nil {
+			return err
+		}
 	}
 	cs, err := openCheckpoint(ck)
 	if err != nil {
@@ -292,6 +378,23 @@ func runEval(args []string) error {
 	s, err := tr.Sample(*n, 0xe7a1)
 	if err != nil {
 		return err
+	}
+	if cs.setup != nil {
+		// A posterior: log Z is unknown and there are no exact samples; the constraint's
+		// own score of the pushed-forward samples stands in for W2.
+		est := train.EstimateLogZ(s.LogW, math.NaN())
+		fmt.Printf("target        posterior of %s, %d iterations, %s\n", cs.setup.Describe(), ck.Iter, ck.Cfg.Objective)
+		fmt.Printf("samples       %d\n", *n)
+		fmt.Printf("log Ẑ (ELBO)  %.4f\n", est.ELBO)
+		fmt.Printf("log Ẑ^RW      %.4f\n", est.IW)
+		score, err := scorePosterior(cs.l, cs.setup, s.Z)
+		if err != nil {
+			return err
+		}
+		for _, k := range sortedKeys(score) {
+			fmt.Printf("%-13s %.4f\n", k, score[k])
+		}
+		return nil
 	}
 	logZ, _ := tg.LogZ()
 	est := train.EstimateLogZ(s.LogW, logZ)
@@ -314,6 +417,77 @@ func runEval(args []string) error {
 	return nil
 }
 
+// runSample draws from a trained posterior sampler and writes x = f(z) as a PNG grid.
+func runSample(args []string) error {
+	fs := pflag.NewFlagSet("sample", pflag.ContinueOnError)
+	n := fs.Int("n", 64, "number of samples")
+	cols := fs.Int("cols", 8, "grid columns")
+	seed := fs.Uint32("seed", 1, "noise stream of the sampler")
+	out := fs.String("out", "samples.png", "PNG grid to write")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: osds sample CHECKPOINT [--n 64] [--out samples.png]")
+	}
+	if *n < 1 || *cols < 1 {
+		return fmt.Errorf("--n %d and --cols %d must be ≥ 1", *n, *cols)
+	}
+	ck, err := train.LoadCheckpoint(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if ck.Target != posterior.TargetName {
+		return fmt.Errorf("%s samples %q, not a posterior in a prior's noise space (use `osds view` or `osds eval`)", fs.Arg(0), ck.Target)
+	}
+	cs, err := openCheckpoint(ck)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+	s, err := cs.tr.Sample(*n, *seed)
+	if err != nil {
+		return err
+	}
+	xs, err := posterior.Decode(cs.l, cs.setup.Prior, s.Z)
+	if err != nil {
+		return err
+	}
+	h, w, c := cs.setup.Prior.Image()
+	if err := priors.WriteGridPNG(*out, xs, *n, h, w, c, *cols); err != nil {
+		return err
+	}
+	score, err := cs.setup.Score(cs.l, xs, *n)
+	if err != nil {
+		return err
+	}
+	var parts []string
+	for _, k := range sortedKeys(score) {
+		parts = append(parts, fmt.Sprintf("%s %.4f", k, score[k]))
+	}
+	fmt.Printf("wrote %s (%d samples of the posterior of %s; %s)\n", *out, *n, cs.setup.Describe(), strings.Join(parts, ", "))
+	return nil
+}
+
+// scorePosterior pushes samples z through the prior and scores them against the
+// constraint (posterior.Setup.Score).
+func scorePosterior(l *kernels.Library, s *posterior.Setup, zs [][]float64) (map[string]float64, error) {
+	xs, err := posterior.Decode(l, s.Prior, zs)
+	if err != nil {
+		return nil, err
+	}
+	return s.Score(l, xs, len(zs))
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 // isTerminal reports whether f is a character device (a terminal, not a file or pipe).
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
@@ -321,11 +495,15 @@ func isTerminal(f *os.File) bool {
 }
 
 // checkpointSession is a device, a kernel library and a trainer restored from a checkpoint
-// (what `osds eval` and `osds view` start from).
+// (what `osds eval`, `osds sample` and `osds view` start from), with the reward it was
+// trained on: a synthetic target, or a posterior rebuilt from the prior and constraint
+// the checkpoint records.
 type checkpointSession struct {
-	d  *gpu.Device
-	l  *kernels.Library
-	tr *train.Trainer
+	d      *gpu.Device
+	l      *kernels.Library
+	tr     *train.Trainer
+	reward train.RewardFunc
+	setup  *posterior.Setup // nil for synthetic targets
 }
 
 func openCheckpoint(ck *train.Checkpoint) (*checkpointSession, error) {
@@ -334,7 +512,24 @@ func openCheckpoint(ck *train.Checkpoint) (*checkpointSession, error) {
 		return nil, err
 	}
 	cs := &checkpointSession{d: d, l: kernels.NewLibrary(d)}
-	if cs.tr, err = train.NewTrainer(cs.l, ck.Dim, ck.Cfg, train.TargetReward(ck.Target)); err != nil {
+	cs.reward = train.TargetReward(ck.Target)
+	if ck.Target == posterior.TargetName {
+		spec, err := posterior.ParseSpec(ck.Meta[posterior.MetaConstraint])
+		if err != nil {
+			cs.Close()
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		if cs.setup, err = posterior.Open(cs.l, ck.Meta[posterior.MetaPrior], spec); err != nil {
+			cs.Close()
+			return nil, fmt.Errorf("checkpoint: rebuilding its posterior: %w", err)
+		}
+		if cs.setup.Reward.Dim() != ck.Dim {
+			cs.Close()
+			return nil, fmt.Errorf("checkpoint has dimension %d but its prior %s has latent dimension %d", ck.Dim, cs.setup.PriorRef, cs.setup.Reward.Dim())
+		}
+		cs.reward = cs.setup.Reward.Func()
+	}
+	if cs.tr, err = train.NewTrainer(cs.l, ck.Dim, ck.Cfg, cs.reward); err != nil {
 		cs.Close()
 		return nil, err
 	}
@@ -345,10 +540,13 @@ func openCheckpoint(ck *train.Checkpoint) (*checkpointSession, error) {
 	return cs, nil
 }
 
-// Close releases the trainer, the library and the device.
+// Close releases the trainer, the posterior's models, the library and the device.
 func (cs *checkpointSession) Close() {
 	if cs.tr != nil {
 		cs.tr.Release()
+	}
+	if cs.setup != nil {
+		cs.setup.Release()
 	}
 	cs.l.Release()
 	cs.d.Release()

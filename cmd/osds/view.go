@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image/png"
 	"math/rand/v2"
@@ -16,16 +17,93 @@ import (
 	"osds/viewer"
 )
 
-// runView samples a trained sampler interactively: r resamples, space pauses the
-// automatic resampling, p toggles prior (the untrained reference process, Brownian motion
-// from 0) and posterior samples, + and − zoom, s saves the view as PNG, q or Esc quits.
+// viewKeys documents the keys of `osds view` (its help and the window's status line).
+const viewKeys = `keys:
+  r        resample now
+  space    pause / resume the automatic resampling
+  p        switch between prior (the untrained reference process, Brownian motion from 0)
+           and posterior samples
+  + / -    zoom in / out
+  [ / ]    show half / twice as many samples (from 1 to the batch size)
+  l        nearest / linear scaling of image grids (the density view of 2-D targets has none)
+  s        save the view as osds-view-TIME.png
+  q, Esc   quit
+`
+
+// viewState is what the keys of `osds view` change.
+type viewState struct {
+	showPrior, paused, linear bool
+	zoom                      float32
+	shown, total              int // samples drawn, of the batch
+}
+
+// viewAction is what a key asks of the loop beyond changing the state.
+type viewAction int
+
+const (
+	viewNone viewAction = iota
+	viewResample
+	viewSave
+	viewQuit
+)
+
+// key applies one key (a name from viewer.Window.Keys).
+func (s *viewState) key(k string) viewAction {
+	switch k {
+	case "q", "escape":
+		return viewQuit
+	case "r":
+		return viewResample
+	case "space":
+		s.paused = !s.paused
+	case "p":
+		s.showPrior = !s.showPrior
+		return viewResample
+	case "+":
+		s.zoom *= 1.25
+	case "-":
+		s.zoom /= 1.25
+	case "[":
+		s.shown = max(1, s.shown/2)
+	case "]":
+		s.shown = min(s.total, 2*s.shown)
+	case "l":
+		s.linear = !s.linear
+	case "s":
+		return viewSave
+	}
+	return viewNone
+}
+
+// status is the line shown in the window (and its title).
+func (s *viewState) status(target string) string {
+	which := "posterior"
+	if s.showPrior {
+		which = "prior"
+	}
+	state := ""
+	if s.paused {
+		state = " (paused)"
+	}
+	return fmt.Sprintf("%s %s%s %d/%d zoom %.2g | r:resample space:pause p:prior +-:zoom []:samples s:save q:quit",
+		target, which, state, s.shown, s.total, s.zoom)
+}
+
+// runView samples a trained sampler interactively (the keys are listed in viewKeys).
 func runView(args []string) error {
 	fs := pflag.NewFlagSet("view", pflag.ContinueOnError)
-	size := fs.Int("size", 600, "window width and height in pixels")
+	size := fs.Int("size", 600, "plot width and height in pixels (the window is a status line taller)")
 	every := fs.Duration("every", time.Second, "resample this often unless paused")
 	frames := fs.Int("frames", 0, "quit after this many frames (0: run until closed; for scripts)")
 	save := fs.String("save", "", "save the last frame as this PNG when quitting")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: osds view [flags] CHECKPOINT\n\nSamples a trained sampler in a window, redrawing as it resamples.\n\n%s\nflags:\n", viewKeys)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -41,7 +119,7 @@ func runView(args []string) error {
 	}
 	defer cs.Close()
 	d, l, tr := cs.d, cs.l, cs.tr
-	post, err := train.NewGraph(l, tr.Net, ck.Cfg, ck.Cfg.Batch, train.TargetReward(ck.Target), false)
+	post, err := train.NewGraph(l, tr.Net, ck.Cfg, ck.Cfg.Batch, cs.reward, false)
 	if err != nil {
 		return err
 	}
@@ -52,13 +130,13 @@ func runView(args []string) error {
 		return err
 	}
 	defer priorNet.Release()
-	prior, err := train.NewGraph(l, priorNet, ck.Cfg, ck.Cfg.Batch, train.TargetReward(ck.Target), false)
+	prior, err := train.NewGraph(l, priorNet, ck.Cfg, ck.Cfg.Batch, cs.reward, false)
 	if err != nil {
 		return err
 	}
 	defer prior.Release()
 
-	w, err := viewer.Open(d, d.Adapter(), "osds view", *size, *size)
+	w, err := viewer.Open(d, d.Adapter(), "osds view", *size, *size+viewer.StatusHeight(*size))
 	if err != nil {
 		return err
 	}
@@ -67,13 +145,12 @@ func runView(args []string) error {
 	if !ok {
 		extent = [4]float32{-5, 5, -5, 5}
 	}
-	showPrior, paused := false, false
+	st := viewState{zoom: 1, shown: ck.Cfg.Batch, total: ck.Cfg.Batch}
 	stream := uint32(1)
-	zoom := float32(1)
 	g := post
 	sample := func() error {
 		g = post
-		if showPrior {
+		if st.showPrior {
 			g = prior
 		}
 		if err := g.SetNoise(stream, 0); err != nil {
@@ -91,17 +168,22 @@ func runView(args []string) error {
 		z := g.Z[ck.Cfg.Steps]
 		e := extent
 		for i := range e {
-			e[i] /= zoom
+			e[i] /= st.zoom
 		}
-		return w.Show(z.Buf, viewer.Grid{N: z.Rows(), W: z.Cols(), Density: true, Extent: e, Radius: 2.5})
+		return w.Show(z.Buf, viewer.Grid{N: min(st.shown, z.Rows()), W: z.Cols(), Density: true, Extent: e, Radius: 2.5, Linear: st.linear})
 	}
 	savePNG := func(path string) error {
 		pts, err := g.Z[ck.Cfg.Steps].Read()
 		if err != nil {
 			return err
 		}
+		pw, ph := w.PlotSize()
+		if pw < 1 || ph < 1 { // nothing drawn yet, or minimised
+			pw, ph = *size, *size
+		}
 		var buf bytes.Buffer
-		if err := png.Encode(&buf, viewer.DensityImage(pts, ck.Dim, w.Grid(), *size, *size)); err != nil {
+		gr := w.Grid() // the samples shown: the first gr.N rows
+		if err := png.Encode(&buf, viewer.DensityImage(pts[:gr.N*gr.W], gr.W, gr, pw, ph)); err != nil {
 			return err
 		}
 		if err := nn.WriteFileAtomic(path, buf.Bytes()); err != nil {
@@ -118,35 +200,20 @@ func runView(args []string) error {
 	}
 	last := time.Now()
 	for n := 0; *frames == 0 || n < *frames; n++ {
-		which := "posterior"
-		if showPrior {
-			which = "prior"
-		}
-		state := ""
-		if paused {
-			state = " (paused)"
-		}
-		w.SetTitle(fmt.Sprintf("osds view — %s, %s samples%s, zoom %.2g — r resample, space pause, p prior/posterior, +/- zoom, s save, q quit", ck.Target, which, state, zoom))
+		line := st.status(ck.Target)
+		w.SetTitle("osds view — " + line)
+		w.SetStatus(line)
 		if err := w.Draw(); err != nil {
 			return err
 		}
-		resample := !paused && time.Since(last) >= *every
+		resample := !st.paused && time.Since(last) >= *every
 		for _, k := range w.Keys() {
-			switch k {
-			case "q", "escape":
+			switch st.key(k) {
+			case viewQuit:
 				return finishView(*save, savePNG)
-			case "r":
+			case viewResample:
 				resample = true
-			case "space":
-				paused = !paused
-			case "p":
-				showPrior = !showPrior
-				resample = true
-			case "+":
-				zoom *= 1.25
-			case "-":
-				zoom /= 1.25
-			case "s":
+			case viewSave:
 				if err := savePNG(filepath.Join(".", fmt.Sprintf("osds-view-%d.png", time.Now().Unix()))); err != nil {
 					return err
 				}

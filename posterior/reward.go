@@ -1,0 +1,192 @@
+package posterior
+
+import (
+	"fmt"
+
+	"osds/kernels"
+	"osds/nn"
+	"osds/priors"
+	"osds/train"
+)
+
+// Reward is the posterior target log R(z) = log N(z; 0, I) + log r(f(z)) of a prior f and
+// a constraint r, as a train.RewardFunc (Func).
+//
+// Memory: the prior and the constraint are recorded ONCE per batch size (a shared graph:
+// input z, generator forward, constraint, and for gradients the constraint's and the
+// generator's backward passes). Every call of Func adds only two small ops of its own:
+// a copy of its z into the shared input, and PosteriorCombine, which reads its z and the
+// shared outputs and writes its logr (and grad). With the Langevin drift the sampler
+// calls Func once per SDE step; the T calls of a trajectory graph all record the same
+// shared ops, which is safe because dispatches run in order within a command buffer
+// (see train.Reward). The shared graphs live until Release, which must come after every
+// trainer and graph built from Func has been released.
+type Reward struct {
+	lib        *kernels.Library
+	prior      priors.Prior
+	constraint Constraint
+	dim, width int
+	shared     map[int]*sharedGraph
+}
+
+// sharedGraph is the recorded prior-and-constraint computation for one batch size.
+type sharedGraph struct {
+	z           *kernels.Tensor // [B, d], the generator's input
+	gen         *nn.Net         // z → x, with the input gradient J_fᵀ·DY into DX
+	pass        *Pass           // the constraint on gen.Y
+	toDY        *kernels.Op     // pass.DX → gen.DY
+	value, grad []*kernels.Op
+}
+
+func (s *sharedGraph) release() {
+	s.toDY.Release()
+	s.pass.Release()
+	if s.gen != nil {
+		s.gen.Release()
+	}
+	s.z.Release()
+}
+
+// NewReward checks that the constraint applies to the prior's output and returns the
+// reward. Graphs are built on first use, per batch size.
+func NewReward(l *kernels.Library, prior priors.Prior, c Constraint) (*Reward, error) {
+	if prior == nil || c == nil {
+		return nil, fmt.Errorf("posterior: reward needs a prior and a constraint")
+	}
+	d := prior.LatentDim()
+	D, err := prior.Generator().OutWidth(d)
+	if err != nil {
+		return nil, fmt.Errorf("posterior: prior %s: %w", prior.Kind(), err)
+	}
+	if err := c.Check(D); err != nil {
+		return nil, err
+	}
+	return &Reward{lib: l, prior: prior, constraint: c, dim: d, width: D, shared: map[int]*sharedGraph{}}, nil
+}
+
+// Dim is the dimension d of z (the sampler's dimension).
+func (r *Reward) Dim() int { return r.dim }
+
+// Prior is the prior f.
+func (r *Reward) Prior() priors.Prior { return r.prior }
+
+// sharedFor returns the shared graph of batch size B, building it on first use.
+func (r *Reward) sharedFor(B int) (*sharedGraph, error) {
+	if s, ok := r.shared[B]; ok {
+		return s, nil
+	}
+	dev := r.lib.Device()
+	s := &sharedGraph{}
+	fail := func(err error) (*sharedGraph, error) {
+		s.release()
+		return nil, fmt.Errorf("posterior: reward graph for batch %d: %w", B, err)
+	}
+	var err error
+	if s.z, err = kernels.NewTensor(dev, "posterior z", B, r.dim); err != nil {
+		return nil, err
+	}
+	if s.gen, err = r.prior.Generator().Build(r.lib, s.z, nn.NetOptions{Backward: true, InputGrad: true}); err != nil {
+		return fail(err)
+	}
+	if s.pass, err = r.constraint.Build(r.lib, s.gen.Y); err != nil {
+		return fail(err)
+	}
+	if s.toDY, err = r.lib.Scale(s.gen.DY, s.pass.DX, 1); err != nil {
+		return fail(err)
+	}
+	s.value = append(append([]*kernels.Op(nil), s.gen.Forward...), s.pass.Value...)
+	s.grad = append(append(append([]*kernels.Op(nil), s.pass.Grad...), s.toDY), s.gen.Backward...)
+	r.shared[B] = s
+	return s, nil
+}
+
+// Func is the train.RewardFunc of the posterior: for z [B, d] it records
+// [copy z in, generator, constraint, (backward passes when grad is wanted), combine].
+func (r *Reward) Func() train.RewardFunc {
+	return func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*train.Reward, error) {
+		if l.Device() != r.lib.Device() {
+			return nil, fmt.Errorf("posterior: reward asked for on another device")
+		}
+		if z.Cols() != r.dim {
+			return nil, fmt.Errorf("posterior: z is %v but the prior's latent dimension is %d", z.Shape, r.dim)
+		}
+		s, err := r.sharedFor(z.Rows())
+		if err != nil {
+			return nil, err
+		}
+		in, err := l.Scale(s.z, z, 1)
+		if err != nil {
+			return nil, err
+		}
+		ops := append([]*kernels.Op{in}, s.value...)
+		var jt *kernels.Tensor
+		if grad != nil {
+			jt = s.gen.DX
+			ops = append(ops, s.grad...)
+		}
+		out, err := l.PosteriorCombine(logr, grad, z, s.pass.LogR, jt)
+		if err != nil {
+			in.Release()
+			return nil, err
+		}
+		ops = append(ops, out)
+		return train.NewReward(ops, func() { in.Release(); out.Release() }), nil
+	}
+}
+
+// Release frees the shared graphs (not the prior or the constraint's models). Release
+// every trainer and graph that uses the reward first.
+func (r *Reward) Release() {
+	for _, s := range r.shared {
+		s.release()
+	}
+	r.shared = map[int]*sharedGraph{}
+}
+
+// Decode returns f(z) for the rows of zs as [len(zs), D] values (NHWC rows of the prior's
+// images), in batches of up to 500.
+func Decode(l *kernels.Library, prior priors.Prior, zs [][]float64) ([]float32, error) {
+	d := prior.LatentDim()
+	n := len(zs)
+	if n == 0 {
+		return nil, fmt.Errorf("posterior: decode: no samples")
+	}
+	batch := min(n, 500)
+	z, err := kernels.NewTensor(l.Device(), "decode z", batch, d)
+	if err != nil {
+		return nil, err
+	}
+	defer z.Release()
+	net, err := prior.Generator().Build(l, z, nn.NetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer net.Release()
+	D := net.Y.Cols()
+	out := make([]float32, 0, n*D)
+	buf := make([]float32, batch*d)
+	for start := 0; start < n; start += batch {
+		rows := min(batch, n-start)
+		clear(buf)
+		for b := 0; b < rows; b++ {
+			if len(zs[start+b]) != d {
+				return nil, fmt.Errorf("posterior: decode: sample %d has %d coordinates, want %d", start+b, len(zs[start+b]), d)
+			}
+			for j, v := range zs[start+b] {
+				buf[b*d+j] = float32(v)
+			}
+		}
+		if err := z.Write(buf); err != nil {
+			return nil, err
+		}
+		if err := l.Run(net.Forward...); err != nil {
+			return nil, err
+		}
+		y, err := net.Y.Read()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, y[:rows*D]...)
+	}
+	return out, nil
+}

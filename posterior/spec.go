@@ -1,0 +1,348 @@
+package posterior
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/png" // masks are PNG files
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"osds/gpu"
+	"osds/kernels"
+	"osds/priors"
+)
+
+// Spec is a constraint in its command-line form:
+//
+//	class:LABEL[,beta=B][,classifier=NAME|FILE]     p_cls(LABEL | x)^B (default B = 1,
+//	                                                 classifier "<dataset>-classifier")
+//	inpaint:MASK.png[,sigma=S][,image=N]            Gaussian observation (default S = 0.1)
+//	                                                 of test image N (default 0) of the
+//	                                                 prior's dataset where MASK is white
+type Spec struct {
+	Kind string // "class" or "inpaint"
+
+	Label      int
+	Beta       float64
+	Classifier string // "" until resolved: "<dataset>-classifier"
+
+	Mask  string
+	Sigma float64
+	Image int
+}
+
+// ParseSpec parses a constraint spec; errors say what is wrong and what is expected.
+func ParseSpec(s string) (Spec, error) {
+	kind, rest, ok := strings.Cut(strings.TrimSpace(s), ":")
+	usage := "want class:LABEL[,beta=B][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=S][,image=N]"
+	if !ok || rest == "" {
+		return Spec{}, fmt.Errorf("constraint %q: %s", s, usage)
+	}
+	parts := strings.Split(rest, ",")
+	opts := map[string]string{}
+	for _, p := range parts[1:] {
+		k, v, ok := strings.Cut(p, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return Spec{}, fmt.Errorf("constraint %q: option %q is not KEY=VALUE", s, p)
+		}
+		if _, dup := opts[k]; dup {
+			return Spec{}, fmt.Errorf("constraint %q: option %s given twice", s, k)
+		}
+		opts[k] = strings.TrimSpace(v)
+	}
+	allow := func(keys ...string) error {
+		for k := range opts {
+			found := false
+			for _, a := range keys {
+				found = found || k == a
+			}
+			if !found {
+				return fmt.Errorf("constraint %q: unknown option %q for %s (want %s)", s, k, kind, strings.Join(keys, ", "))
+			}
+		}
+		return nil
+	}
+	num := func(key string, def float64, positive bool) (float64, error) {
+		v, ok := opts[key]
+		if !ok {
+			return def, nil
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || (positive && !(f > 0)) {
+			return 0, fmt.Errorf("constraint %q: %s=%s (want a positive number)", s, key, v)
+		}
+		return f, nil
+	}
+	sp := Spec{Kind: kind}
+	var err error
+	switch kind {
+	case "class":
+		if err := allow("beta", "classifier"); err != nil {
+			return Spec{}, err
+		}
+		if sp.Label, err = strconv.Atoi(strings.TrimSpace(parts[0])); err != nil || sp.Label < 0 {
+			return Spec{}, fmt.Errorf("constraint %q: class label %q is not a non-negative integer", s, parts[0])
+		}
+		if sp.Beta, err = num("beta", 1, true); err != nil {
+			return Spec{}, err
+		}
+		sp.Classifier = opts["classifier"]
+	case "inpaint":
+		if err := allow("sigma", "image"); err != nil {
+			return Spec{}, err
+		}
+		if sp.Mask = strings.TrimSpace(parts[0]); sp.Mask == "" {
+			return Spec{}, fmt.Errorf("constraint %q: no mask file", s)
+		}
+		if sp.Sigma, err = num("sigma", 0.1, true); err != nil {
+			return Spec{}, err
+		}
+		if v, ok := opts["image"]; ok {
+			if sp.Image, err = strconv.Atoi(v); err != nil || sp.Image < 0 {
+				return Spec{}, fmt.Errorf("constraint %q: image=%s (want a test-image index ≥ 0)", s, v)
+			}
+		}
+	default:
+		return Spec{}, fmt.Errorf("constraint %q: unknown kind %q: %s", s, kind, usage)
+	}
+	return sp, nil
+}
+
+// String is the canonical spec (every option spelled out), parseable by ParseSpec.
+func (s Spec) String() string {
+	switch s.Kind {
+	case "class":
+		out := fmt.Sprintf("class:%d,beta=%s", s.Label, strconv.FormatFloat(s.Beta, 'g', -1, 64))
+		if s.Classifier != "" {
+			out += ",classifier=" + s.Classifier
+		}
+		return out
+	case "inpaint":
+		return fmt.Sprintf("inpaint:%s,sigma=%s,image=%d", s.Mask, strconv.FormatFloat(s.Sigma, 'g', -1, 64), s.Image)
+	}
+	return s.Kind + ":?"
+}
+
+// Setup is a posterior target ready to train on or sample from: the prior, the
+// constraint and its models, and the reward.
+type Setup struct {
+	Prior      priors.Prior
+	PriorRef   string // the shipped name, or the absolute path of the prior's file
+	Dataset    string // the prior's dataset ("" when its file names none)
+	Spec       Spec   // resolved: the classifier reference and the mask path made absolute
+	Constraint Constraint
+	Reward     *Reward
+
+	classifier *priors.Classifier
+}
+
+// Metadata keys of a posterior sampler's checkpoint (train.Trainer.SaveWith).
+const (
+	MetaPrior      = "posterior.prior"
+	MetaConstraint = "posterior.constraint"
+	// TargetName is the checkpoint's target for posterior samplers.
+	TargetName = "posterior"
+)
+
+// Metadata is what a checkpoint records to rebuild the target with Open.
+func (s *Setup) Metadata() map[string]string {
+	return map[string]string{MetaPrior: s.PriorRef, MetaConstraint: s.Spec.String()}
+}
+
+// Describe is a one-line summary, e.g. "mnist-vae | class:3,beta=1,classifier=mnist-classifier".
+func (s *Setup) Describe() string { return s.PriorRef + " | " + s.Spec.String() }
+
+// resolveRef makes a model reference stable: an existing file becomes its absolute path,
+// anything else stays a shipped name.
+func resolveRef(ref string) string {
+	if _, err := os.Stat(ref); err == nil {
+		if abs, err := filepath.Abs(ref); err == nil {
+			return abs
+		}
+	}
+	return ref
+}
+
+// loadModel loads a shipped model or a model file, with an error that says both were tried.
+func loadModel(d *gpu.Device, what, ref string) (priors.Model, map[string]string, error) {
+	m, md, err := priors.LoadNamedOrFile(d, ref)
+	if err != nil {
+		if _, statErr := os.Stat(ref); statErr != nil {
+			return nil, nil, fmt.Errorf("%s %q is neither a file nor a shipped model (shipped: %s)", what, ref, shippedNames())
+		}
+		return nil, nil, fmt.Errorf("%s %q: %w", what, ref, err)
+	}
+	return m, md, nil
+}
+
+func shippedNames() string {
+	man, err := priors.ShippedManifest()
+	if err != nil {
+		return err.Error()
+	}
+	if len(man.Models) == 0 {
+		return "none"
+	}
+	var names []string
+	for _, e := range man.Models {
+		names = append(names, e.Name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// Open loads the prior (a shipped name or a .safetensors file) and the constraint's
+// models and data, and builds the reward on l.
+func Open(l *kernels.Library, priorRef string, spec Spec) (*Setup, error) {
+	s := &Setup{PriorRef: resolveRef(priorRef), Spec: spec}
+	m, md, err := loadModel(l.Device(), "prior", priorRef)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := m.(priors.Prior)
+	if !ok {
+		m.Release()
+		return nil, fmt.Errorf("prior %q is a %s, not a prior (vae, gan or flow)", priorRef, m.Kind())
+	}
+	s.Prior, s.Dataset = p, md[priors.MetaDataset]
+	fail := func(err error) (*Setup, error) {
+		s.Release()
+		return nil, err
+	}
+	h, w, c := p.Image()
+	switch spec.Kind {
+	case "class":
+		ref := spec.Classifier
+		if ref == "" {
+			if s.Dataset == "" {
+				return fail(fmt.Errorf("prior %q names no dataset: give the classifier, class:%d,classifier=NAME|FILE", priorRef, spec.Label))
+			}
+			ref = s.Dataset + "-classifier"
+		}
+		s.Spec.Classifier = resolveRef(ref)
+		cm, _, err := loadModel(l.Device(), "classifier", ref)
+		if err != nil {
+			return fail(err)
+		}
+		cls, ok := cm.(*priors.Classifier)
+		if !ok {
+			cm.Release()
+			return fail(fmt.Errorf("classifier %q is a %s, not a classifier", ref, cm.Kind()))
+		}
+		s.classifier = cls
+		s.Constraint = Class{Classifier: cls, Label: spec.Label, Beta: spec.Beta}
+	case "inpaint":
+		if c != 1 {
+			return fail(fmt.Errorf("inpainting needs a grayscale prior; %q makes %d×%d×%d images", priorRef, h, w, c))
+		}
+		s.Spec.Mask = resolveRef(spec.Mask)
+		mask, err := ReadMask(spec.Mask, h, w)
+		if err != nil {
+			return fail(err)
+		}
+		if s.Dataset == "" {
+			return fail(fmt.Errorf("prior %q names no dataset to take the observed image from", priorRef))
+		}
+		ds, err := priors.LoadDataset(s.Dataset, "test")
+		if err != nil {
+			return fail(err)
+		}
+		if ds.Height != h || ds.Wd != w {
+			return fail(fmt.Errorf("the %s test images are %d×%d but the prior makes %d×%d", s.Dataset, ds.Height, ds.Wd, h, w))
+		}
+		if spec.Image >= ds.N {
+			return fail(fmt.Errorf("image=%d: the %s test set has images 0..%d", spec.Image, s.Dataset, ds.N-1))
+		}
+		y := append([]float32(nil), ds.Images[spec.Image*h*w:(spec.Image+1)*h*w]...)
+		s.Constraint = GaussianObservation{Y: y, Mask: mask, Sigma: spec.Sigma}
+	default:
+		return fail(fmt.Errorf("unknown constraint kind %q", spec.Kind))
+	}
+	if s.Reward, err = NewReward(l, p, s.Constraint); err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+// Release frees the reward and the models.
+func (s *Setup) Release() {
+	if s.Reward != nil {
+		s.Reward.Release()
+	}
+	if s.classifier != nil {
+		s.classifier.Release()
+	}
+	if s.Prior != nil {
+		s.Prior.Release()
+	}
+}
+
+// ReadMask reads a PNG mask of h×w pixels: white (gray ≥ 50%) is observed (1), anything
+// darker is free (0).
+func ReadMask(path string, h, w int) ([]float32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("mask: %w", err)
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("mask %s: %w", path, err)
+	}
+	b := img.Bounds()
+	if b.Dx() != w || b.Dy() != h {
+		return nil, fmt.Errorf("mask %s is %d×%d pixels but the prior makes %d×%d images", path, b.Dx(), b.Dy(), w, h)
+	}
+	out := make([]float32, h*w)
+	observed := 0
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			if g := color.Gray16Model.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray16); g.Y >= 0x8000 {
+				out[y*w+x] = 1
+				observed++
+			}
+		}
+	}
+	if observed == 0 {
+		return nil, fmt.Errorf("mask %s has no white pixel: it observes nothing", path)
+	}
+	return out, nil
+}
+
+// Score measures samples x = f(z) (n rows) against the constraint: for a class
+// constraint the share the classifier assigns to the label ("class_rate"); for an
+// observation the root-mean-square error on the observed coordinates ("observed_rmse").
+func (s *Setup) Score(l *kernels.Library, xs []float32, n int) (map[string]float64, error) {
+	switch c := s.Constraint.(type) {
+	case Class:
+		pred, err := priors.Predict(l, c.Classifier, xs)
+		if err != nil {
+			return nil, err
+		}
+		hit := 0
+		for _, p := range pred {
+			if int(p) == c.Label {
+				hit++
+			}
+		}
+		return map[string]float64{"class_rate": float64(hit) / float64(len(pred))}, nil
+	case GaussianObservation:
+		D := len(c.Y)
+		sum, cnt := 0.0, 0.0
+		for b := 0; b < n; b++ {
+			for i := 0; i < D; i++ {
+				r := float64(xs[b*D+i] - c.Y[i])
+				sum += float64(c.Mask[i]) * r * r
+				cnt += float64(c.Mask[i])
+			}
+		}
+		return map[string]float64{"observed_rmse": math.Sqrt(sum / cnt)}, nil
+	}
+	return map[string]float64{}, nil
+}

@@ -1,0 +1,81 @@
+package posterior
+
+import (
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseSpec(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Spec
+		str  string
+	}{
+		{"class:7", Spec{Kind: "class", Label: 7, Beta: 1}, "class:7,beta=1"},
+		{"class:3,beta=2.5,classifier=x.safetensors", Spec{Kind: "class", Label: 3, Beta: 2.5, Classifier: "x.safetensors"}, "class:3,beta=2.5,classifier=x.safetensors"},
+		{"inpaint:m.png", Spec{Kind: "inpaint", Mask: "m.png", Sigma: 0.1}, "inpaint:m.png,sigma=0.1,image=0"},
+		{"inpaint:m.png,image=12,sigma=0.05", Spec{Kind: "inpaint", Mask: "m.png", Sigma: 0.05, Image: 12}, "inpaint:m.png,sigma=0.05,image=12"},
+	} {
+		got, err := ParseSpec(c.in)
+		if err != nil {
+			t.Fatalf("%q: %v", c.in, err)
+		}
+		if got != c.want || got.String() != c.str {
+			t.Fatalf("%q: parsed %+v (%s), want %+v (%s)", c.in, got, got, c.want, c.str)
+		}
+		again, err := ParseSpec(got.String())
+		if err != nil || again != got {
+			t.Fatalf("%q does not round-trip: %+v, %v", got.String(), again, err)
+		}
+	}
+	for _, c := range []struct{ in, want string }{
+		{"class", "want class:LABEL"},
+		{"class:-1", "not a non-negative integer"},
+		{"class:1,beta=0", "beta=0 (want a positive number)"},
+		{"class:1,sigma=2", `unknown option "sigma" for class`},
+		{"class:1,beta=1,beta=2", "given twice"},
+		{"class:1,beta", "not KEY=VALUE"},
+		{"inpaint:m.png,image=-3", "image=-3"},
+		{"inpaint:,sigma=1", "no mask file"},
+		{"blur:3", `unknown kind "blur"`},
+	} {
+		if _, err := ParseSpec(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseSpec(%q): error %v, want one containing %q", c.in, err, c.want)
+		}
+	}
+}
+
+func TestReadMask(t *testing.T) {
+	dir := t.TempDir()
+	img := image.NewGray(image.Rect(0, 0, 4, 3))
+	img.SetGray(1, 0, color.Gray{Y: 255})
+	img.SetGray(3, 2, color.Gray{Y: 200})
+	img.SetGray(2, 1, color.Gray{Y: 100}) // darker than half: free
+	path := filepath.Join(dir, "m.png")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	m, err := ReadMask(path, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}
+	for i := range want {
+		if m[i] != want[i] {
+			t.Fatalf("mask %v, want %v", m, want)
+		}
+	}
+	if _, err := ReadMask(path, 28, 28); err == nil || !strings.Contains(err.Error(), "is 4×3 pixels but the prior makes 28×28 images") {
+		t.Fatalf("wrong size: %v", err)
+	}
+}

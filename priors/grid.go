@@ -1,0 +1,88 @@
+package priors
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+
+	"osds/kernels"
+	"osds/nn"
+)
+
+// GridPNG encodes n images of h×w×c (NHWC rows, values in [0, 1], clamped) as one PNG
+// grid with cols columns and a 2-pixel gray border between tiles. c must be 1 or 3.
+func GridPNG(images []float32, n, h, w, c, cols int) ([]byte, error) {
+	if c != 1 && c != 3 {
+		return nil, fmt.Errorf("priors: grid of %d-channel images (want 1 or 3)", c)
+	}
+	if n < 1 || cols < 1 || len(images) != n*h*w*c {
+		return nil, fmt.Errorf("priors: grid of %d images of %d×%d×%d needs %d values, got %d", n, h, w, c, n*h*w*c, len(images))
+	}
+	const border = 2
+	rows := (n + cols - 1) / cols
+	img := image.NewRGBA(image.Rect(0, 0, cols*(w+border)+border, rows*(h+border)+border))
+	for i := range img.Pix {
+		img.Pix[i] = 96
+	}
+	level := func(v float32) uint8 {
+		if math.IsNaN(float64(v)) {
+			return 0
+		}
+		return uint8(math.Round(255 * math.Min(1, math.Max(0, float64(v)))))
+	}
+	for k := 0; k < n; k++ {
+		ox, oy := border+(k%cols)*(w+border), border+(k/cols)*(h+border)
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				base := ((k*h+y)*w + x) * c
+				r := level(images[base])
+				g, b := r, r
+				if c == 3 {
+					g, b = level(images[base+1]), level(images[base+2])
+				}
+				img.Set(ox+x, oy+y, color.RGBA{r, g, b, 255})
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteGridPNG writes GridPNG's image to path atomically.
+func WriteGridPNG(path string, images []float32, n, h, w, c, cols int) error {
+	data, err := GridPNG(images, n, h, w, c, cols)
+	if err != nil {
+		return err
+	}
+	return nn.WriteFileAtomic(path, data)
+}
+
+// Sample draws n prior samples x = f(z), z ~ N(0, I) from Philox stream (seed, 0), and
+// returns them as NHWC rows.
+func Sample(l *kernels.Library, p Prior, n int, seed uint64) ([]float32, error) {
+	z, err := kernels.NewTensor(l.Device(), "prior z", n, p.LatentDim())
+	if err != nil {
+		return nil, err
+	}
+	defer z.Release()
+	rnd, err := l.RandNormal(z, seed, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rnd.Release()
+	net, err := p.Generator().Build(l, z, nn.NetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer net.Release()
+	if err := l.Run(append([]*kernels.Op{rnd}, net.Forward...)...); err != nil {
+		return nil, err
+	}
+	return net.Y.Read()
+}
