@@ -14,11 +14,18 @@ type Objective uint32
 const (
 	TB      Objective = 0 // trajectory balance with a learned log Z
 	VarGrad Objective = 1 // log-variance: log Z replaced by the batch mean
+	// RTB is relative trajectory balance (package train): TB's loss with a learned log Z
+	// where log p_B is replaced by a frozen prior sampler's log p_F; its loss kernel runs
+	// in TB mode.
+	RTB Objective = 2
 )
 
 func (o Objective) String() string {
-	if o == VarGrad {
+	switch o {
+	case VarGrad:
 		return "vargrad"
+	case RTB:
+		return "rtb"
 	}
 	return "tb"
 }

@@ -58,21 +58,30 @@ func (p *Pass) Release() {
 //	∇_x log r = J_logitsᵀ · (−β)(softmax − onehot_y)
 //
 // The gradient is SoftmaxCrossEntropy's dlogits at scale −β followed by the
-// classifier's backward pass with the input gradient.
+// classifier's backward pass with the input gradient. With Labels set, row b has its own
+// label Labels[b] (Label is ignored, and Build wants exactly len(Labels) rows): the
+// reward of a batch of an amortised sampler (ClassFamily.For).
 type Class struct {
 	Classifier *priors.Classifier
 	Label      int
 	Beta       float64
+	Labels     []int
 }
 
-// Check wants images of the classifier's side, a label among its classes and β > 0.
+// Check wants images of the classifier's side, labels among its classes and β > 0.
 func (c Class) Check(width int) error {
 	if c.Classifier == nil {
 		return fmt.Errorf("posterior: class constraint without a classifier")
 	}
 	a := c.Classifier.Arch
-	if c.Label < 0 || c.Label >= a.Classes {
-		return fmt.Errorf("posterior: class %d is out of range: the classifier has classes 0..%d", c.Label, a.Classes-1)
+	labels := c.Labels
+	if labels == nil {
+		labels = []int{c.Label}
+	}
+	for _, y := range labels {
+		if y < 0 || y >= a.Classes {
+			return fmt.Errorf("posterior: class %d is out of range: the classifier has classes 0..%d", y, a.Classes-1)
+		}
 	}
 	if !(c.Beta > 0) || math.IsInf(c.Beta, 0) {
 		return fmt.Errorf("posterior: class constraint β = %v (want a positive finite value)", c.Beta)
@@ -99,9 +108,15 @@ func (c Class) Build(l *kernels.Library, x *kernels.Tensor) (*Pass, error) {
 		return fail(err)
 	}
 	p.own(net.Release)
+	if c.Labels != nil && len(c.Labels) != B {
+		return fail(fmt.Errorf("%d per-row labels for a batch of %d", len(c.Labels), B))
+	}
 	idx := make([]uint32, B)
 	for i := range idx {
 		idx[i] = uint32(c.Label)
+		if c.Labels != nil {
+			idx[i] = uint32(c.Labels[i])
+		}
 	}
 	labels, err := kernels.IndexFromSlice(d, "class constraint labels", idx, c.Classifier.Arch.Classes)
 	if err != nil {
@@ -210,7 +225,178 @@ func (o GaussianObservation) Build(l *kernels.Library, x *kernels.Tensor) (*Pass
 	return p, nil
 }
 
+// ---------------------------------------------------------------------------------------
+
+// Conditional is a family of constraints r(x, y) indexed by a condition y ∈ {0, …,
+// Conditions()−1}, for amortised samplers: one network learns the posteriors of every
+// y, and each batch row b carries its own condition y_b.
+type Conditional interface {
+	// Conditions is the number of conditions.
+	Conditions() int
+	// Check reports whether the family applies to rows of width D.
+	Check(width int) error
+	// For is the constraint of a batch whose row b has condition labels[b].
+	For(labels []int) Constraint
+	// Describe names condition y (e.g. "class 3").
+	Describe(y int) string
+}
+
+// ClassFamily is the amortised classifier constraint: condition y is the class y, r(x, y)
+// = p_cls(y | x)^Beta, over all the classifier's classes (spec class:all).
+type ClassFamily struct {
+	Classifier *priors.Classifier
+	Beta       float64
+}
+
+// Conditions is the classifier's number of classes.
+func (c ClassFamily) Conditions() int {
+	if c.Classifier == nil {
+		return 0
+	}
+	return c.Classifier.Arch.Classes
+}
+
+// Check is Class's check (any label).
+func (c ClassFamily) Check(width int) error {
+	return Class{Classifier: c.Classifier, Beta: c.Beta}.Check(width)
+}
+
+// For is the Class constraint with per-row labels.
+func (c ClassFamily) For(labels []int) Constraint {
+	return Class{Classifier: c.Classifier, Beta: c.Beta, Labels: append([]int(nil), labels...)}
+}
+
+// Describe is "class y".
+func (c ClassFamily) Describe(y int) string { return fmt.Sprintf("class %d", y) }
+
+// ObservationFamily is a family of Gaussian observations of the same coordinates (one
+// Mask, one Sigma) whose observed values depend on the condition: condition y observes
+// Y[y]. With a linear prior each condition's posterior is known exactly
+// (LinearGaussianPosterior of Observation(y)), the analytic test of amortised samplers.
+type ObservationFamily struct {
+	Y     [][]float32
+	Mask  []float32
+	Sigma float64
+}
+
+// Observation is condition y's GaussianObservation.
+func (o ObservationFamily) Observation(y int) GaussianObservation {
+	return GaussianObservation{Y: o.Y[y], Mask: o.Mask, Sigma: o.Sigma}
+}
+
+// Conditions is len(Y).
+func (o ObservationFamily) Conditions() int { return len(o.Y) }
+
+// Check checks every condition's observation.
+func (o ObservationFamily) Check(width int) error {
+	if len(o.Y) == 0 {
+		return fmt.Errorf("posterior: observation family without observations")
+	}
+	for y := range o.Y {
+		if err := o.Observation(y).Check(width); err != nil {
+			return fmt.Errorf("condition %d: %w", y, err)
+		}
+	}
+	return nil
+}
+
+// For is the observation of per-row values.
+func (o ObservationFamily) For(labels []int) Constraint {
+	return rowObservation{f: o, labels: append([]int(nil), labels...)}
+}
+
+// Describe is "observation y".
+func (o ObservationFamily) Describe(y int) string { return fmt.Sprintf("observation %d", y) }
+
+// rowObservation is an ObservationFamily for a batch with per-row conditions: with the
+// per-row values Y_b, log r(x_b) = Σ_i m_i log N(0; x_bi − Y_bi, σ²), which is the shared-y
+// observation kernel on x − Y with y = 0.
+type rowObservation struct {
+	f      ObservationFamily
+	labels []int
+}
+
+func (o rowObservation) Check(width int) error {
+	if err := o.f.Check(width); err != nil {
+		return err
+	}
+	for _, y := range o.labels {
+		if y < 0 || y >= o.f.Conditions() {
+			return fmt.Errorf("posterior: condition %d is out of range: the family has conditions 0..%d", y, o.f.Conditions()-1)
+		}
+	}
+	return nil
+}
+
+func (o rowObservation) Build(l *kernels.Library, x *kernels.Tensor) (*Pass, error) {
+	if err := o.Check(x.Cols()); err != nil {
+		return nil, err
+	}
+	d, B, D := l.Device(), x.Rows(), x.Cols()
+	if len(o.labels) != B {
+		return nil, fmt.Errorf("posterior: observation family: %d per-row conditions for a batch of %d", len(o.labels), B)
+	}
+	p := &Pass{}
+	fail := func(err error) (*Pass, error) {
+		p.Release()
+		return nil, fmt.Errorf("posterior: observation family: %w", err)
+	}
+	negY := make([]float32, B*D)
+	for b, y := range o.labels {
+		for i, v := range o.f.Y[y] {
+			negY[b*D+i] = -v
+		}
+	}
+	upload := func(label string, data []float32, shape ...int) (*kernels.Tensor, error) {
+		v, err := kernels.FromSlice(d, label, data, shape...)
+		if err == nil {
+			p.own(v.Release)
+		}
+		return v, err
+	}
+	ny, err := upload("observations (negated, per row)", negY, B, D)
+	if err != nil {
+		return fail(err)
+	}
+	zero, err := upload("observation zero", make([]float32, D), D)
+	if err != nil {
+		return fail(err)
+	}
+	mask, err := upload("observation mask", o.f.Mask, D)
+	if err != nil {
+		return fail(err)
+	}
+	shifted, err := kernels.NewTensor(d, "observation residual", B, D)
+	if err != nil {
+		return fail(err)
+	}
+	p.own(shifted.Release)
+	if p.LogR, err = kernels.NewTensor(d, "observation log r", B); err != nil {
+		return fail(err)
+	}
+	p.own(p.LogR.Release)
+	if p.DX, err = kernels.NewTensor(d, "observation dx", B, D); err != nil {
+		return fail(err)
+	}
+	p.own(p.DX.Release)
+	sub, err := l.Add(shifted, x, ny)
+	if err != nil {
+		return fail(err)
+	}
+	p.own(sub.Release)
+	obs, err := l.GaussianObservation(p.LogR, p.DX, shifted, zero, mask, o.f.Sigma)
+	if err != nil {
+		return fail(err)
+	}
+	p.own(obs.Release)
+	p.Value = []*kernels.Op{sub, obs}
+	return p, nil
+}
+
 var (
-	_ Constraint = Class{}
-	_ Constraint = GaussianObservation{}
+	_ Constraint  = Class{}
+	_ Constraint  = GaussianObservation{}
+	_ Constraint  = rowObservation{}
+	_ Conditional = ClassFamily{}
+	_ Conditional = ObservationFamily{}
 )

@@ -21,12 +21,18 @@ import (
 // shared ops, which is safe because dispatches run in order within a command buffer
 // (see train.Reward). The shared graphs live until Release, which must come after every
 // trainer and graph built from Func has been released.
+//
+// An amortised reward (NewCondReward) has a Conditional family instead of one
+// constraint: CondFunc gives the reward of a batch with per-row conditions, and the
+// shared graphs are keyed by the batch's conditions (a training batch, its replay and
+// local-search batches share one; sampling one condition builds another).
 type Reward struct {
 	lib        *kernels.Library
 	prior      priors.Prior
 	constraint Constraint
+	family     Conditional
 	dim, width int
-	shared     map[int]*sharedGraph
+	shared     map[string]*sharedGraph
 }
 
 // sharedGraph is the recorded prior-and-constraint computation for one batch size.
@@ -61,7 +67,35 @@ func NewReward(l *kernels.Library, prior priors.Prior, c Constraint) (*Reward, e
 	if err := c.Check(D); err != nil {
 		return nil, err
 	}
-	return &Reward{lib: l, prior: prior, constraint: c, dim: d, width: D, shared: map[int]*sharedGraph{}}, nil
+	return &Reward{lib: l, prior: prior, constraint: c, dim: d, width: D, shared: map[string]*sharedGraph{}}, nil
+}
+
+// NewCondReward is NewReward for a family of constraints (an amortised sampler's
+// target): use CondFunc (or CondConstraintFunc).
+func NewCondReward(l *kernels.Library, prior priors.Prior, f Conditional) (*Reward, error) {
+	if prior == nil || f == nil {
+		return nil, fmt.Errorf("posterior: reward needs a prior and a constraint family")
+	}
+	if f.Conditions() < 1 {
+		return nil, fmt.Errorf("posterior: the constraint family has no conditions")
+	}
+	d := prior.LatentDim()
+	D, err := prior.Generator().OutWidth(d)
+	if err != nil {
+		return nil, fmt.Errorf("posterior: prior %s: %w", prior.Kind(), err)
+	}
+	if err := f.Check(D); err != nil {
+		return nil, err
+	}
+	return &Reward{lib: l, prior: prior, family: f, dim: d, width: D, shared: map[string]*sharedGraph{}}, nil
+}
+
+// Conditions is the number of conditions of an amortised reward (0: unconditional).
+func (r *Reward) Conditions() int {
+	if r.family == nil {
+		return 0
+	}
+	return r.family.Conditions()
 }
 
 // Dim is the dimension d of z (the sampler's dimension).
@@ -70,10 +104,19 @@ func (r *Reward) Dim() int { return r.dim }
 // Prior is the prior f.
 func (r *Reward) Prior() priors.Prior { return r.prior }
 
-// sharedFor returns the shared graph of batch size B, building it on first use.
-func (r *Reward) sharedFor(B int) (*sharedGraph, error) {
-	if s, ok := r.shared[B]; ok {
+// sharedFor returns the shared graph of batch size B (and, amortised, of the rows'
+// conditions labels), building it on first use.
+func (r *Reward) sharedFor(B int, labels []int) (*sharedGraph, error) {
+	key := fmt.Sprint(B, labels)
+	if s, ok := r.shared[key]; ok {
 		return s, nil
+	}
+	c := r.constraint
+	if r.family != nil {
+		if len(labels) != B {
+			return nil, fmt.Errorf("posterior: amortised reward: %d conditions for a batch of %d", len(labels), B)
+		}
+		c = r.family.For(labels)
 	}
 	dev := r.lib.Device()
 	s := &sharedGraph{}
@@ -88,7 +131,7 @@ func (r *Reward) sharedFor(B int) (*sharedGraph, error) {
 	if s.gen, err = r.prior.Generator().Build(r.lib, s.z, nn.NetOptions{Backward: true, InputGrad: true}); err != nil {
 		return fail(err)
 	}
-	if s.pass, err = r.constraint.Build(r.lib, s.gen.Y); err != nil {
+	if s.pass, err = c.Build(r.lib, s.gen.Y); err != nil {
 		return fail(err)
 	}
 	if s.toDY, err = r.lib.Scale(s.gen.DY, s.pass.DX, 1); err != nil {
@@ -96,13 +139,59 @@ func (r *Reward) sharedFor(B int) (*sharedGraph, error) {
 	}
 	s.value = append(append([]*kernels.Op(nil), s.gen.Forward...), s.pass.Value...)
 	s.grad = append(append(append([]*kernels.Op(nil), s.pass.Grad...), s.toDY), s.gen.Backward...)
-	r.shared[B] = s
+	r.shared[key] = s
 	return s, nil
 }
 
 // Func is the train.RewardFunc of the posterior: for z [B, d] it records
 // [copy z in, generator, constraint, (backward passes when grad is wanted), combine].
 func (r *Reward) Func() train.RewardFunc {
+	if r.family != nil {
+		return failingReward("posterior: the reward is amortised over conditions: use CondFunc")
+	}
+	return r.fn(nil, true)
+}
+
+// ConstraintFunc is Func without the prior term: log r(f(z)) and ∇_z log r(f(z)) =
+// J_fᵀ∇_x log r, the reward of relative TB, whose prior is a pretrained sampler of
+// N(0, I) instead of the density log N(z; 0, I).
+func (r *Reward) ConstraintFunc() train.RewardFunc {
+	if r.family != nil {
+		return failingReward("posterior: the reward is amortised over conditions: use CondConstraintFunc")
+	}
+	return r.fn(nil, false)
+}
+
+// CondFunc is the amortised Func: the reward of a batch whose row b has condition
+// labels[b].
+func (r *Reward) CondFunc() train.CondRewardFunc {
+	return func(labels []int) train.RewardFunc {
+		if r.family == nil {
+			return failingReward("posterior: the reward is not amortised: use Func")
+		}
+		return r.fn(labels, true)
+	}
+}
+
+// CondConstraintFunc is the amortised ConstraintFunc (relative TB of an amortised
+// sampler).
+func (r *Reward) CondConstraintFunc() train.CondRewardFunc {
+	return func(labels []int) train.RewardFunc {
+		if r.family == nil {
+			return failingReward("posterior: the reward is not amortised: use ConstraintFunc")
+		}
+		return r.fn(labels, false)
+	}
+}
+
+func failingReward(msg string) train.RewardFunc {
+	return func(*kernels.Library, *kernels.Tensor, *kernels.Tensor, *kernels.Tensor) (*train.Reward, error) {
+		return nil, fmt.Errorf("%s", msg)
+	}
+}
+
+func (r *Reward) fn(labels []int, withPrior bool) train.RewardFunc {
+	labels = append([]int(nil), labels...)
 	return func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*train.Reward, error) {
 		if l.Device() != r.lib.Device() {
 			return nil, fmt.Errorf("posterior: reward asked for on another device")
@@ -110,7 +199,7 @@ func (r *Reward) Func() train.RewardFunc {
 		if z.Cols() != r.dim {
 			return nil, fmt.Errorf("posterior: z is %v but the prior's latent dimension is %d", z.Shape, r.dim)
 		}
-		s, err := r.sharedFor(z.Rows())
+		s, err := r.sharedFor(z.Rows(), labels)
 		if err != nil {
 			return nil, err
 		}
@@ -124,13 +213,39 @@ func (r *Reward) Func() train.RewardFunc {
 			jt = s.gen.DX
 			ops = append(ops, s.grad...)
 		}
-		out, err := l.PosteriorCombine(logr, grad, z, s.pass.LogR, jt)
-		if err != nil {
+		var own []*kernels.Op
+		release := func() {
 			in.Release()
-			return nil, err
+			for _, o := range own {
+				o.Release()
+			}
 		}
-		ops = append(ops, out)
-		return train.NewReward(ops, func() { in.Release(); out.Release() }), nil
+		if withPrior {
+			out, err := l.PosteriorCombine(logr, grad, z, s.pass.LogR, jt)
+			if err != nil {
+				release()
+				return nil, err
+			}
+			own = append(own, out)
+		} else {
+			// log r and J_fᵀ∇_x log r copied out of the shared graph.
+			out, err := l.Scale(logr, s.pass.LogR, 1)
+			if err != nil {
+				release()
+				return nil, err
+			}
+			own = append(own, out)
+			if grad != nil {
+				g, err := l.Scale(grad, jt, 1)
+				if err != nil {
+					release()
+					return nil, err
+				}
+				own = append(own, g)
+			}
+		}
+		ops = append(ops, own...)
+		return train.NewReward(ops, release), nil
 	}
 }
 
@@ -140,7 +255,7 @@ func (r *Reward) Release() {
 	for _, s := range r.shared {
 		s.release()
 	}
-	r.shared = map[int]*sharedGraph{}
+	r.shared = map[string]*sharedGraph{}
 }
 
 // Decode returns f(z) for the rows of zs as [len(zs), D] values (NHWC rows of the prior's

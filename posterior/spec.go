@@ -21,25 +21,37 @@ import (
 //
 //	class:LABEL[,beta=B][,classifier=NAME|FILE]     p_cls(LABEL | x)^B (default B = 1,
 //	                                                 classifier "<dataset>-classifier")
+//	class:all[,beta=B][,classifier=NAME|FILE]       every class: the family p_cls(y | x)^B
+//	                                                 for an amortised sampler (one
+//	                                                 network conditioned on y)
 //	inpaint:MASK.png[,sigma=S][,image=N]            Gaussian observation (default S = 0.1)
 //	                                                 of test image N (default 0) of the
 //	                                                 prior's dataset where MASK is white
 type Spec struct {
-	Kind string // "class" or "inpaint"
+	Kind string // "class", "inpaint" or "wgsl"
 
-	Label      int
+	Label      int // AllClasses: the amortised family over every class
 	Beta       float64
 	Classifier string // "" until resolved: "<dataset>-classifier"
 
 	Mask  string
 	Sigma float64
 	Image int
+
+	File string  // wgsl: the constraint's .wgsl file
+	Step float64 // wgsl: finite-difference step (0: the default)
 }
+
+// AllClasses is the Label of the spec class:all.
+const AllClasses = -1
+
+// Amortised reports whether the spec is a family of constraints (class:all).
+func (s Spec) Amortised() bool { return s.Kind == "class" && s.Label == AllClasses }
 
 // ParseSpec parses a constraint spec; errors say what is wrong and what is expected.
 func ParseSpec(s string) (Spec, error) {
 	kind, rest, ok := strings.Cut(strings.TrimSpace(s), ":")
-	usage := "want class:LABEL[,beta=B][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=S][,image=N]"
+	usage := "want class:LABEL|all[,beta=B][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=S][,image=N] or wgsl:FILE.wgsl[,step=H]"
 	if !ok || rest == "" {
 		return Spec{}, fmt.Errorf("constraint %q: %s", s, usage)
 	}
@@ -86,8 +98,10 @@ func ParseSpec(s string) (Spec, error) {
 		if err := allow("beta", "classifier"); err != nil {
 			return Spec{}, err
 		}
-		if sp.Label, err = strconv.Atoi(strings.TrimSpace(parts[0])); err != nil || sp.Label < 0 {
-			return Spec{}, fmt.Errorf("constraint %q: class label %q is not a non-negative integer", s, parts[0])
+		if strings.TrimSpace(parts[0]) == "all" {
+			sp.Label = AllClasses
+		} else if sp.Label, err = strconv.Atoi(strings.TrimSpace(parts[0])); err != nil || sp.Label < 0 {
+			return Spec{}, fmt.Errorf("constraint %q: class label %q is not a non-negative integer or \"all\"", s, parts[0])
 		}
 		if sp.Beta, err = num("beta", 1, true); err != nil {
 			return Spec{}, err
@@ -108,6 +122,16 @@ func ParseSpec(s string) (Spec, error) {
 				return Spec{}, fmt.Errorf("constraint %q: image=%s (want a test-image index ≥ 0)", s, v)
 			}
 		}
+	case "wgsl":
+		if err := allow("step"); err != nil {
+			return Spec{}, err
+		}
+		if sp.File = strings.TrimSpace(parts[0]); sp.File == "" {
+			return Spec{}, fmt.Errorf("constraint %q: no .wgsl file", s)
+		}
+		if sp.Step, err = num("step", 0, true); err != nil {
+			return Spec{}, err
+		}
 	default:
 		return Spec{}, fmt.Errorf("constraint %q: unknown kind %q: %s", s, kind, usage)
 	}
@@ -118,13 +142,22 @@ func ParseSpec(s string) (Spec, error) {
 func (s Spec) String() string {
 	switch s.Kind {
 	case "class":
-		out := fmt.Sprintf("class:%d,beta=%s", s.Label, strconv.FormatFloat(s.Beta, 'g', -1, 64))
+		label := strconv.Itoa(s.Label)
+		if s.Label == AllClasses {
+			label = "all"
+		}
+		out := fmt.Sprintf("class:%s,beta=%s", label, strconv.FormatFloat(s.Beta, 'g', -1, 64))
 		if s.Classifier != "" {
 			out += ",classifier=" + s.Classifier
 		}
 		return out
 	case "inpaint":
 		return fmt.Sprintf("inpaint:%s,sigma=%s,image=%d", s.Mask, strconv.FormatFloat(s.Sigma, 'g', -1, 64), s.Image)
+	case "wgsl":
+		if s.Step > 0 {
+			return fmt.Sprintf("wgsl:%s,step=%s", s.File, strconv.FormatFloat(s.Step, 'g', -1, 64))
+		}
+		return "wgsl:" + s.File
 	}
 	return s.Kind + ":?"
 }
@@ -133,10 +166,11 @@ func (s Spec) String() string {
 // constraint and its models, and the reward.
 type Setup struct {
 	Prior      priors.Prior
-	PriorRef   string // the shipped name, or the absolute path of the prior's file
-	Dataset    string // the prior's dataset ("" when its file names none)
-	Spec       Spec   // resolved: the classifier reference and the mask path made absolute
-	Constraint Constraint
+	PriorRef   string      // the shipped name, or the absolute path of the prior's file
+	Dataset    string      // the prior's dataset ("" when its file names none)
+	Spec       Spec        // resolved: the classifier reference and the mask path made absolute
+	Constraint Constraint  // nil for an amortised spec (class:all)
+	Family     Conditional // the constraint family of an amortised spec (nil otherwise)
 	Reward     *Reward
 
 	classifier *priors.Classifier
@@ -221,7 +255,7 @@ func Open(l *kernels.Library, priorRef string, spec Spec) (*Setup, error) {
 		ref := spec.Classifier
 		if ref == "" {
 			if s.Dataset == "" {
-				return fail(fmt.Errorf("prior %q names no dataset: give the classifier, class:%d,classifier=NAME|FILE", priorRef, spec.Label))
+				return fail(fmt.Errorf("prior %q names no dataset: give the classifier, %s,classifier=NAME|FILE", priorRef, strings.SplitN(spec.String(), ",", 2)[0]))
 			}
 			ref = s.Dataset + "-classifier"
 		}
@@ -236,7 +270,11 @@ func Open(l *kernels.Library, priorRef string, spec Spec) (*Setup, error) {
 			return fail(fmt.Errorf("classifier %q is a %s, not a classifier", ref, cm.Kind()))
 		}
 		s.classifier = cls
-		s.Constraint = Class{Classifier: cls, Label: spec.Label, Beta: spec.Beta}
+		if spec.Amortised() {
+			s.Family = ClassFamily{Classifier: cls, Beta: spec.Beta}
+		} else {
+			s.Constraint = Class{Classifier: cls, Label: spec.Label, Beta: spec.Beta}
+		}
 	case "inpaint":
 		if c != 1 {
 			return fail(fmt.Errorf("inpainting needs a grayscale prior; %q makes %d×%d×%d images", priorRef, h, w, c))
@@ -261,13 +299,39 @@ func Open(l *kernels.Library, priorRef string, spec Spec) (*Setup, error) {
 		}
 		y := append([]float32(nil), ds.Images[spec.Image*h*w:(spec.Image+1)*h*w]...)
 		s.Constraint = GaussianObservation{Y: y, Mask: mask, Sigma: spec.Sigma}
+	case "wgsl":
+		s.Spec.File = resolveRef(spec.File)
+		wc, err := NewWGSL(spec.File)
+		if err != nil {
+			return fail(err)
+		}
+		wc.Step = spec.Step
+		// Compile now, so a broken file is reported against its lines before any
+		// trainer is built.
+		if err := wc.Compile(l, h*w*c); err != nil {
+			return fail(err)
+		}
+		s.Constraint = wc
 	default:
 		return fail(fmt.Errorf("unknown constraint kind %q", spec.Kind))
 	}
-	if s.Reward, err = NewReward(l, p, s.Constraint); err != nil {
+	if s.Family != nil {
+		s.Reward, err = NewCondReward(l, p, s.Family)
+	} else {
+		s.Reward, err = NewReward(l, p, s.Constraint)
+	}
+	if err != nil {
 		return fail(err)
 	}
 	return s, nil
+}
+
+// Conditions is the number of conditions of an amortised setup (0: one constraint).
+func (s *Setup) Conditions() int {
+	if s.Family == nil {
+		return 0
+	}
+	return s.Family.Conditions()
 }
 
 // Release frees the reward and the models.
@@ -315,9 +379,44 @@ func ReadMask(path string, h, w int) ([]float32, error) {
 	return out, nil
 }
 
+// ScoreLabels measures samples x = f(z) of an amortised sampler, sample i drawn for
+// condition labels[i]: for the class family the share the classifier assigns to each
+// sample's own class ("class_rate") and the same per class ("class_rate_Y" for the
+// classes present). Unconditional setups ignore labels (Score).
+func (s *Setup) ScoreLabels(l *kernels.Library, xs []float32, labels []int) (map[string]float64, error) {
+	f, ok := s.Family.(ClassFamily)
+	if !ok {
+		if s.Family != nil {
+			return map[string]float64{}, nil
+		}
+		return s.Score(l, xs, len(labels))
+	}
+	pred, err := priors.Predict(l, f.Classifier, xs)
+	if err != nil {
+		return nil, err
+	}
+	if len(pred) != len(labels) {
+		return nil, fmt.Errorf("posterior: %d predictions for %d samples", len(pred), len(labels))
+	}
+	hit, hitY, nY := 0, map[int]int{}, map[int]int{}
+	for i, p := range pred {
+		nY[labels[i]]++
+		if int(p) == labels[i] {
+			hit++
+			hitY[labels[i]]++
+		}
+	}
+	out := map[string]float64{"class_rate": float64(hit) / float64(len(pred))}
+	for y, n := range nY {
+		out[fmt.Sprintf("class_rate_%d", y)] = float64(hitY[y]) / float64(n)
+	}
+	return out, nil
+}
+
 // Score measures samples x = f(z) (n rows) against the constraint: for a class
 // constraint the share the classifier assigns to the label ("class_rate"); for an
 // observation the root-mean-square error on the observed coordinates ("observed_rmse").
+// Amortised setups score with ScoreLabels.
 func (s *Setup) Score(l *kernels.Library, xs []float32, n int) (map[string]float64, error) {
 	switch c := s.Constraint.(type) {
 	case Class:

@@ -18,8 +18,11 @@ func TestParseSpec(t *testing.T) {
 	}{
 		{"class:7", Spec{Kind: "class", Label: 7, Beta: 1}, "class:7,beta=1"},
 		{"class:3,beta=2.5,classifier=x.safetensors", Spec{Kind: "class", Label: 3, Beta: 2.5, Classifier: "x.safetensors"}, "class:3,beta=2.5,classifier=x.safetensors"},
+		{"class:all,beta=2", Spec{Kind: "class", Label: AllClasses, Beta: 2}, "class:all,beta=2"},
 		{"inpaint:m.png", Spec{Kind: "inpaint", Mask: "m.png", Sigma: 0.1}, "inpaint:m.png,sigma=0.1,image=0"},
 		{"inpaint:m.png,image=12,sigma=0.05", Spec{Kind: "inpaint", Mask: "m.png", Sigma: 0.05, Image: 12}, "inpaint:m.png,sigma=0.05,image=12"},
+		{"wgsl:c.wgsl", Spec{Kind: "wgsl", File: "c.wgsl"}, "wgsl:c.wgsl"},
+		{"wgsl:c.wgsl,step=0.02", Spec{Kind: "wgsl", File: "c.wgsl", Step: 0.02}, "wgsl:c.wgsl,step=0.02"},
 	} {
 		got, err := ParseSpec(c.in)
 		if err != nil {
@@ -32,16 +35,22 @@ func TestParseSpec(t *testing.T) {
 		if err != nil || again != got {
 			t.Fatalf("%q does not round-trip: %+v, %v", got.String(), again, err)
 		}
+		if got.Amortised() != strings.HasPrefix(c.in, "class:all") {
+			t.Fatalf("%q: amortised %v", c.in, got.Amortised())
+		}
 	}
 	for _, c := range []struct{ in, want string }{
 		{"class", "want class:LABEL"},
 		{"class:-1", "not a non-negative integer"},
+		{"class:al", `not a non-negative integer or "all"`},
 		{"class:1,beta=0", "beta=0 (want a positive number)"},
 		{"class:1,sigma=2", `unknown option "sigma" for class`},
 		{"class:1,beta=1,beta=2", "given twice"},
 		{"class:1,beta", "not KEY=VALUE"},
 		{"inpaint:m.png,image=-3", "image=-3"},
 		{"inpaint:,sigma=1", "no mask file"},
+		{"wgsl:,step=0.1", "no .wgsl file"},
+		{"wgsl:c.wgsl,beta=2", "beta"},
 		{"blur:3", `unknown kind "blur"`},
 	} {
 		if _, err := ParseSpec(c.in); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -37,13 +37,7 @@ type Classifier struct {
 
 func init() {
 	Register("classifier", KindSpec{
-		Build: func(d *gpu.Device, arch []byte, seed uint64) (Model, error) {
-			a := DefaultClassifierArch
-			if err := strictJSON(arch, &a); err != nil {
-				return nil, err
-			}
-			return NewClassifier(d, a, seed)
-		},
+		Build: BuildFrom(DefaultClassifierArch, NewClassifier),
 		Train: func(l *kernels.Library, m Model, s TrainSpec) error { return TrainClassifier(l, m.(*Classifier), s) },
 		Eval: func(l *kernels.Library, m Model, test *Dataset) (map[string]float64, error) {
 			acc, err := EvalClassifier(l, m.(*Classifier), test)

@@ -229,3 +229,19 @@ func intSqrt(n int) int {
 }
 
 var _ Prior = (*VAE)(nil)
+
+// BuildFrom is the KindSpec.Build of a kind with architecture type A: the file's JSON
+// overrides the fields of def it names, then mk builds the model.
+func BuildFrom[A any, M Model](def A, mk func(d *gpu.Device, a A, seed uint64) (M, error)) func(*gpu.Device, []byte, uint64) (Model, error) {
+	return func(d *gpu.Device, arch []byte, seed uint64) (Model, error) {
+		a := def
+		if err := strictJSON(arch, &a); err != nil {
+			return nil, err
+		}
+		m, err := mk(d, a, seed)
+		if err != nil {
+			return nil, err // not m: a nil *T in a Model interface is not a nil Model
+		}
+		return m, nil
+	}
+}

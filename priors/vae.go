@@ -254,13 +254,7 @@ func (g *vaeGraph) release() {
 
 func init() {
 	Register("vae", KindSpec{
-		Build: func(d *gpu.Device, arch []byte, seed uint64) (Model, error) {
-			a := DefaultVAEArch
-			if err := strictJSON(arch, &a); err != nil {
-				return nil, err
-			}
-			return NewVAE(d, a, seed)
-		},
+		Build: BuildFrom(DefaultVAEArch, NewVAE),
 		Train: func(l *kernels.Library, m Model, s TrainSpec) error { return TrainVAE(l, m.(*VAE), s) },
 		Eval: func(l *kernels.Library, m Model, test *Dataset) (map[string]float64, error) {
 			v := m.(*VAE)

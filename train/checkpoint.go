@@ -3,8 +3,11 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 
+	"osds/gpu"
 	"osds/kernels"
 	"osds/nn"
 )
@@ -42,6 +45,18 @@ func (t *Trainer) SaveWith(path string, target string, extra map[string]string) 
 		}
 		ts = append(ts, nn.NamedTensor{Name: "replay.buffer", Shape: append([]int(nil), t.buffer.Shape...), Data: v})
 	}
+	if p := t.opt.Prior; p != nil {
+		// Relative TB: the frozen prior travels with the checkpoint, so that resuming
+		// and sampling need nothing else.
+		pts, err := nn.Snapshot(p.Params())
+		if err != nil {
+			return fmt.Errorf("train: not saving iteration %d: prior sampler: %w", t.iter, err)
+		}
+		for _, x := range pts {
+			x.Name = rtbPriorPrefix + x.Name
+			ts = append(ts, x)
+		}
+	}
 	cfg, err := json.Marshal(t.Cfg)
 	if err != nil {
 		return err
@@ -62,6 +77,49 @@ func (t *Trainer) SaveWith(path string, target string, extra map[string]string) 
 		md["ls_calls"] = strconv.Itoa(t.ls.calls)
 	}
 	return nn.WriteSafetensors(path, ts, md)
+}
+
+// rtbPriorPrefix names the frozen prior's parameters in a relative-TB checkpoint.
+const rtbPriorPrefix = "rtb.prior."
+
+// RTBPrior rebuilds the frozen prior sampler a relative-TB checkpoint carries (its
+// network has the checkpoint's dimension, width and harmonics, no Langevin drift and no
+// conditions). Release it after the trainer built with it.
+func (c *Checkpoint) RTBPrior(d *gpu.Device) (*Network, error) {
+	if c.Cfg.Objective != kernels.RTB {
+		return nil, fmt.Errorf("train: the checkpoint was trained with %v, not relative TB: it has no prior sampler", c.Cfg.Objective)
+	}
+	net, err := NewNetwork(d, c.Dim, c.Cfg.Width, c.Cfg.Harmonics, rand.New(rand.NewPCG(0, 0)), false)
+	if err != nil {
+		return nil, err
+	}
+	var ts []nn.NamedTensor
+	for _, x := range c.tensors {
+		if name, ok := strings.CutPrefix(x.Name, rtbPriorPrefix); ok {
+			x.Name = name
+			ts = append(ts, x)
+		}
+	}
+	if err := nn.Restore(net.Params(), ts); err != nil {
+		net.Release()
+		return nil, fmt.Errorf("train: the checkpoint's relative-TB prior sampler: %w", err)
+	}
+	return net, nil
+}
+
+// Sampler rebuilds the checkpoint's own network (drift, log Z, condition embedding) with
+// its trained parameters, without a trainer: e.g. the prior sampler that relative TB
+// fine-tunes (`osds train --rtb-from`). Release it when done.
+func (c *Checkpoint) Sampler(d *gpu.Device) (*Network, error) {
+	net, err := NewNetworkFor(d, c.Dim, c.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := nn.Restore(append(net.Params(), net.LogZ), c.tensors); err != nil {
+		net.Release()
+		return nil, err
+	}
+	return net, nil
 }
 
 // Checkpoint is what LoadCheckpoint reads before a trainer exists.

@@ -37,19 +37,27 @@ func (t *Trainer) initLocalSearch() error {
 			return err
 		}
 	}
-	if ls.idx, err = kernels.NewIndexTensor(l.Device(), "ls draw", m, t.buffer.Rows()); err != nil {
+	// Chains start from buffer states drawn in blocks (see Trainer.block): chain b keeps
+	// the condition of training row b, the conditions its reward is built for.
+	k := t.block
+	if ls.idx, err = kernels.NewIndexTensor(l.Device(), "ls draw", m/k, t.buffer.Rows()/k); err != nil {
 		return err
 	}
-	if ls.draw, err = l.RandIndex(ls.idx, t.buffer.Rows(), t.Cfg.Seed^0x15, 0); err != nil {
+	if ls.draw, err = l.RandIndex(ls.idx, t.buffer.Rows()/k, t.Cfg.Seed^0x15, 0); err != nil {
 		return err
 	}
-	if ls.gather, err = l.Gather(ls.x, t.buffer, ls.idx); err != nil {
+	xb, err := ls.x.Reshaped(m/k, k*d)
+	if err != nil {
 		return err
 	}
-	if ls.here, err = t.reward(l, ls.lr, ls.g, ls.x); err != nil {
+	if ls.gather, err = l.Gather(xb, t.bufBlocks, ls.idx); err != nil {
 		return err
 	}
-	if ls.there, err = t.reward(l, ls.lrp, ls.gp, ls.xp); err != nil {
+	reward := t.rewardFor(t.labels)
+	if ls.here, err = reward(l, ls.lr, ls.g, ls.x); err != nil {
+		return err
+	}
+	if ls.there, err = reward(l, ls.lrp, ls.gp, ls.xp); err != nil {
 		return err
 	}
 	ls.step, err = l.NewMALAStep(ls.x, ls.g, ls.lr, ls.xp, ls.gp, ls.lrp, ls.acc, kernels.MALAParams{Seed: t.Cfg.Seed ^ 0x1a1a, Eta: ls.eta, Beta: t.Cfg.LS.Beta})
@@ -62,7 +70,7 @@ func (t *Trainer) initLocalSearch() error {
 func (t *Trainer) runLocalSearch() error {
 	ls, cfg := t.ls, t.Cfg.LS
 	filled := min(t.inserted, t.buffer.Rows())
-	if err := ls.draw.SetParams(t.Lib.Device(), kernels.RandIndexParams(t.Cfg.Batch, filled, t.Cfg.Seed^0x15, uint32(ls.calls), 0)); err != nil {
+	if err := ls.draw.SetParams(t.Lib.Device(), kernels.RandIndexParams(t.Cfg.Batch/t.block, filled/t.block, t.Cfg.Seed^0x15, uint32(ls.calls), 0)); err != nil {
 		return err
 	}
 	r, err := t.Lib.NewRecorder("local search start")

@@ -37,6 +37,16 @@ type Config struct {
 	// LocalSearch (with BothWays) runs MALA chains from Batch buffer states every
 	// LS.Every iterations and pushes their states after burn-in into the buffer.
 	LS LocalSearch
+	// Classes > 0 makes the sampler amortised over the conditions y ∈ {0, …, Classes−1}
+	// (e.g. the classes of a classifier constraint): one network u_φ(z, t, y) for all of
+	// them, the condition entering as a learned embedding E[y] added to the state and
+	// time embeddings (equivalently, a one-hot y concatenated to the state input). Row b
+	// of every training batch has condition b mod Classes, so each batch covers every
+	// condition evenly. TB learns one log Z per condition (Network.LogZ has Classes
+	// entries); VarGrad replaces log Z[y] by the batch mean of the rows of condition y.
+	// With BothWays the batch must be a multiple of Classes (replay keeps each row's
+	// condition; see Trainer).
+	Classes int
 }
 
 // LocalSearch configures MALA local search on replay-buffer samples: Steps MALA steps
@@ -75,23 +85,59 @@ func (c Config) check() error {
 		return fmt.Errorf("train: replay buffer of %d states is smaller than the batch %d", c.Buffer, c.Batch)
 	case c.LS.Every > 0 && (!c.BothWays || c.LS.Steps < 1 || c.LS.Burn < 0 || c.LS.Burn >= c.LS.Steps || !(c.LS.Eta > 0) || !(c.LS.Beta > 0)):
 		return fmt.Errorf("train: local search %+v needs --both-ways, steps > burn-in ≥ 0, η > 0 and β > 0", c.LS)
+	case c.Objective != kernels.TB && c.Objective != kernels.VarGrad && c.Objective != kernels.RTB:
+		return fmt.Errorf("train: unknown objective %d (want tb, vargrad or rtb)", c.Objective)
+	case c.Objective == kernels.RTB && c.LS.Every > 0:
+		return fmt.Errorf("train: local search needs the target density, but relative TB's target is the prior sampler's marginal × r, whose density is unknown")
+	case c.Classes < 0 || c.Classes > kernels.MaxConditions:
+		return fmt.Errorf("train: %d conditions (want 0 for an unconditional sampler, or 1..%d)", c.Classes, kernels.MaxConditions)
+	case c.Classes > 0 && c.BothWays && c.Batch%c.Classes != 0:
+		return fmt.Errorf("train: an amortised sampler over %d conditions with a replay buffer needs a batch that is a multiple of %d (got %d)", c.Classes, c.Classes, c.Batch)
 	}
 	return nil
+}
+
+// lossMode is the loss kernel's objective: relative TB is TB's loss against the prior.
+func (c Config) lossMode() kernels.Objective {
+	if c.Objective == kernels.RTB {
+		return kernels.TB
+	}
+	return c.Objective
+}
+
+// learnsLogZ reports whether log Z is a trained parameter (TB and relative TB).
+func (c Config) learnsLogZ() bool { return c.Objective != kernels.VarGrad }
+
+// TrainingLabels are the conditions of the rows of a training batch of an amortised
+// sampler: row b has condition b mod classes (nil for unconditional samplers).
+func TrainingLabels(batch, classes int) []int {
+	if classes <= 0 {
+		return nil
+	}
+	out := make([]int, batch)
+	for b := range out {
+		out[b] = b % classes
+	}
+	return out
 }
 
 // Network is the drift u_φ(z, t) of the published sampler architecture:
 //
 //	temb(t) = L_t2(GELU(L_t1([sin(f t + φ), cos(f t + φ)])))     (time, per step)
-//	h       = L_s(z) + temb(t)
+//	h       = L_s(z) + temb(t) [+ E[y]]
 //	u       = L_3(GELU(L_2(GELU(L_1(GELU(h))))))                  (L_3 zero-initialised)
 //
-// and the scalar log Z of trajectory balance.
+// and log Z of trajectory balance. An amortised network (Classes > 0) adds the learned
+// condition embedding E [Classes, W] (normal init, like PyTorch's nn.Embedding) to the
+// sum h, and has one log Z per condition.
 type Network struct {
 	Dim, Width, Harmonics int
+	Classes               int             // 0: unconditional
 	Freq                  *kernels.Tensor // [H] constant frequencies
 	Phase                 *nn.Param       // [H] learned phase
 	T1, T2, S, L1, L2, L3 *nn.Linear
-	LogZ                  *nn.Param // [1]
+	LogZ                  *nn.Param // [max(1, Classes)]
+	Emb                   *nn.Param // [Classes, W] condition embedding (nil: unconditional)
 
 	// The Langevin scale NN₂(t) (nil without Cfg.Langevin): time features with their own
 	// phase, Linear(2H, W) → GELU → Linear(W, W) → GELU → Linear(W, W) → GELU → Linear(W, 1),
@@ -103,10 +149,26 @@ type Network struct {
 // LangevinClip bounds each component of ∇log R in the Langevin drift.
 const LangevinClip = 100
 
-// NewNetwork initialises the network (PyTorch-style uniform init, normal phases, zero
-// last layer, log Z = 0).
+// NewNetwork initialises an unconditional network (PyTorch-style uniform init, normal
+// phases, zero last layer, log Z = 0).
 func NewNetwork(d *gpu.Device, dim, width, harmonics int, rng *rand.Rand, langevin bool) (*Network, error) {
-	n := &Network{Dim: dim, Width: width, Harmonics: harmonics}
+	return NewCondNetwork(d, dim, width, harmonics, 0, rng, langevin)
+}
+
+// NewNetworkFor initialises the network of cfg (width, harmonics, Langevin, conditions)
+// for dimension dim, seeded like the trainer's.
+func NewNetworkFor(d *gpu.Device, dim int, cfg Config) (*Network, error) {
+	return NewCondNetwork(d, dim, cfg.Width, cfg.Harmonics, cfg.Classes, rand.New(rand.NewPCG(cfg.Seed, 0x05d5)), cfg.Langevin)
+}
+
+// NewCondNetwork is NewNetwork amortised over classes conditions (0: unconditional).
+// The embedding is drawn after every other parameter, so an unconditional network is
+// the same for a seed whatever the code path.
+func NewCondNetwork(d *gpu.Device, dim, width, harmonics, classes int, rng *rand.Rand, langevin bool) (*Network, error) {
+	if classes < 0 || classes > kernels.MaxConditions {
+		return nil, fmt.Errorf("train: network over %d conditions (want 0..%d)", classes, kernels.MaxConditions)
+	}
+	n := &Network{Dim: dim, Width: width, Harmonics: harmonics, Classes: classes}
 	var err error
 	fail := func(e error) (*Network, error) { n.Release(); return nil, e }
 	if n.Freq, err = kernels.FromSlice(d, "time.freq", kernels.Linspace(0.1, 100, harmonics), harmonics); err != nil {
@@ -133,7 +195,7 @@ func NewNetwork(d *gpu.Device, dim, width, harmonics int, rng *rand.Rand, langev
 			return fail(err)
 		}
 	}
-	if n.LogZ, err = nn.NewParam(d, "logZ", []float32{0}, 1); err != nil {
+	if n.LogZ, err = nn.NewParam(d, "logZ", make([]float32, max(1, classes)), max(1, classes)); err != nil {
 		return fail(err)
 	}
 	if langevin {
@@ -153,6 +215,11 @@ func NewNetwork(d *gpu.Device, dim, width, harmonics int, rng *rand.Rand, langev
 			return fail(err)
 		}
 	}
+	if classes > 0 {
+		if n.Emb, err = nn.NewParam(d, "cond.embedding", nn.NormalInit(rng, classes*width), classes, width); err != nil {
+			return fail(err)
+		}
+	}
 	return n, nil
 }
 
@@ -168,7 +235,34 @@ func (n *Network) Params() []*nn.Param {
 			ps = append(ps, l.Params()...)
 		}
 	}
+	if n.Emb != nil {
+		ps = append(ps, n.Emb)
+	}
 	return ps
+}
+
+// CopyFrom writes src's parameters into n's where both have a parameter of the same
+// name (the drift, the Langevin scale when both have one; never log Z or the condition
+// embedding, which only n may have). The shared parameters must have equal shapes.
+func (n *Network) CopyFrom(src *Network) error {
+	if src.Dim != n.Dim || src.Width != n.Width || src.Harmonics != n.Harmonics {
+		return fmt.Errorf("train: copying a network of dimension %d, width %d and %d harmonics into one of %d, %d and %d", src.Dim, src.Width, src.Harmonics, n.Dim, n.Width, n.Harmonics)
+	}
+	ts, err := nn.Snapshot(src.Params())
+	if err != nil {
+		return err
+	}
+	var shared []*nn.Param
+	have := map[string]bool{}
+	for _, t := range ts {
+		have[t.Name] = true
+	}
+	for _, p := range n.Params() {
+		if have[p.Name] {
+			shared = append(shared, p)
+		}
+	}
+	return nn.Restore(shared, ts)
 }
 
 // Release frees every tensor.
@@ -202,6 +296,20 @@ type Graph struct {
 	LogPF, LogPB, LogR     *kernels.Tensor
 	tgrid, feat, g1, ga    *kernels.Tensor
 	temb                   *kernels.Tensor
+	// LogRef is the reference term of the loss and of the log weights: LogPB, or with a
+	// relative-TB prior its log p_F^prior(τ) (a tensor of its own).
+	LogRef *kernels.Tensor
+
+	// Amortised networks: the rows' conditions (host copy and device indices).
+	labels []int
+	lab    *kernels.IndexTensor
+
+	// Relative TB: the frozen prior sampler's drift at every step (one buffer set for
+	// all steps: no gradient flows into the prior).
+	prior                                *Network
+	pfeat, pg1, pga, ptemb               *kernels.Tensor
+	ps, ph0, pa0, ph1, pa1, ph2, pa2, pu *kernels.Tensor
+	priorTimeOps                         []*kernels.Op
 
 	// Backward state.
 	// Langevin parametrisation: ∇log R at every step, the network's own drift, the
@@ -228,11 +336,11 @@ type Graph struct {
 	rewards []*Reward
 }
 
-// NewGraph builds the ops for batch trajectories of cfg.Steps steps. reward computes
-// log R at the terminal states. With train, activations are kept per step and the loss
-// and backward ops are built too.
+// NewGraph builds the ops for batch trajectories of cfg.Steps steps of an unconditional
+// network. reward computes log R at the terminal states. With train, activations are
+// kept per step and the loss and backward ops are built too.
 func NewGraph(l *kernels.Library, net *Network, cfg Config, batch int, reward RewardFunc, train bool) (*Graph, error) {
-	return newGraph(l, net, cfg, batch, reward, train, false)
+	return NewGraphWith(l, net, cfg, batch, reward, GraphOptions{Train: train})
 }
 
 // NewBackwardGraph builds the ops for backward trajectories: terminal states written into
@@ -240,20 +348,65 @@ func NewGraph(l *kernels.Library, net *Network, cfg Config, batch int, reward Re
 // and the policy's log p_F of those transitions is evaluated. The loss and backward ops
 // are the same as for forward trajectories (TB is off-policy).
 func NewBackwardGraph(l *kernels.Library, net *Network, cfg Config, batch int, reward RewardFunc, train bool) (*Graph, error) {
-	return newGraph(l, net, cfg, batch, reward, train, true)
+	return NewGraphWith(l, net, cfg, batch, reward, GraphOptions{Train: train, Backward: true})
 }
 
-func newGraph(l *kernels.Library, net *Network, cfg Config, batch int, reward RewardFunc, train, fromData bool) (*Graph, error) {
+// GraphOptions are the variants of a trajectory graph.
+type GraphOptions struct {
+	// Train keeps the activations of every step and builds the loss and backward ops.
+	Train bool
+	// Backward builds backward trajectories from the terminal states in Z[T].
+	Backward bool
+	// Labels are the rows' conditions (len = batch, each < net.Classes); required for
+	// an amortised network, refused for an unconditional one. The reward must be the
+	// reward of these rows (CondRewardFunc).
+	Labels []int
+	// Prior is the frozen prior sampler of relative TB (cfg.Objective = RTB, required
+	// there): an unconditional network without the Langevin drift and of the graph's
+	// dimension; its log p_F of each trajectory replaces log p_B in the loss and in the
+	// log weights (LogRef).
+	Prior *Network
+}
+
+// NewGraphWith builds a graph with options (NewGraph, NewBackwardGraph).
+func NewGraphWith(l *kernels.Library, net *Network, cfg Config, batch int, reward RewardFunc, o GraphOptions) (*Graph, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	g := &Graph{net: net, lib: l, batch: batch, steps: cfg.Steps, dt: 1 / float64(cfg.Steps), sigma2: cfg.Sigma2, train: train, fromData: fromData}
+	if net.Classes != cfg.Classes {
+		return nil, fmt.Errorf("train: the network has %d conditions but the configuration %d", net.Classes, cfg.Classes)
+	}
+	if net.Classes > 0 {
+		if len(o.Labels) != batch {
+			return nil, fmt.Errorf("train: an amortised sampler's graph needs a condition per row: %d labels for a batch of %d", len(o.Labels), batch)
+		}
+		for i, y := range o.Labels {
+			if y < 0 || y >= net.Classes {
+				return nil, fmt.Errorf("train: row %d has condition %d; the sampler has conditions 0..%d", i, y, net.Classes-1)
+			}
+		}
+	} else if o.Labels != nil {
+		return nil, fmt.Errorf("train: conditions given for an unconditional sampler")
+	}
+	if (cfg.Objective == kernels.RTB) != (o.Prior != nil) {
+		return nil, fmt.Errorf("train: relative TB needs a prior sampler, and only relative TB uses one (objective %v, prior given: %v)", cfg.Objective, o.Prior != nil)
+	}
+	if p := o.Prior; p != nil {
+		if p.Dim != net.Dim || p.Classes != 0 || p.LPhase != nil {
+			return nil, fmt.Errorf("train: the relative-TB prior sampler must be unconditional, without the Langevin drift, and of dimension %d (it has dimension %d, %d conditions, Langevin %v)", net.Dim, p.Dim, p.Classes, p.LPhase != nil)
+		}
+	}
+	g := &Graph{net: net, lib: l, batch: batch, steps: cfg.Steps, dt: 1 / float64(cfg.Steps), sigma2: cfg.Sigma2, train: o.Train, fromData: o.Backward,
+		labels: append([]int(nil), o.Labels...), prior: o.Prior}
 	if err := g.build(cfg, reward); err != nil {
 		g.Release()
 		return nil, err
 	}
 	return g, nil
 }
+
+// Labels are the rows' conditions (nil for an unconditional sampler).
+func (g *Graph) Labels() []int { return g.labels }
 
 func (g *Graph) tensor(label string, shape ...int) *kernels.Tensor {
 	t, err := kernels.NewTensor(g.lib.Device(), label, shape...)
@@ -343,6 +496,53 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	if err := g.Z[0].Fill(0); err != nil {
 		return err
 	}
+	if n.Classes > 0 {
+		idx := make([]uint32, B)
+		for i, y := range g.labels {
+			idx[i] = uint32(y)
+		}
+		var err error
+		if g.lab, err = kernels.IndexFromSlice(l.Device(), "conditions", idx, n.Classes); err != nil {
+			return err
+		}
+	}
+	// The input sum of step k: h = s + temb[k] (+ E[y_b] for an amortised network).
+	addInput := func(h, s *kernels.Tensor, k int) *kernels.Op {
+		if n.Classes > 0 {
+			return op(l.AddRowCond(h, s, g.temb, k, n.Emb.Value, g.lab))
+		}
+		return op(l.AddRow(h, s, g.temb, k))
+	}
+	if p := g.prior; p != nil {
+		pW, pH := p.Width, p.Harmonics
+		g.pfeat, g.pg1, g.pga, g.ptemb = g.tensor("prior time feat", T, 2*pH), g.tensor("prior time g1", T, pW), g.tensor("prior time ga", T, pW), g.tensor("prior temb", T, pW)
+		g.priorTimeOps = append(g.priorTimeOps,
+			op(l.Fourier(g.pfeat, g.tgrid, p.Freq, p.Phase.Value)),
+			op(p.T1.Forward(l, g.pg1, g.pfeat, kernels.Identity)),
+			op(l.Activate(g.pga, g.pg1, kernels.GELU)),
+			op(p.T2.Forward(l, g.ptemb, g.pga, kernels.Identity)))
+		g.ps, g.ph0, g.pa0, g.ph1 = g.tensor("prior s", B, pW), g.tensor("prior h0", B, pW), g.tensor("prior a0", B, pW), g.tensor("prior h1", B, pW)
+		g.pa1, g.ph2, g.pa2, g.pu = g.tensor("prior a1", B, pW), g.tensor("prior h2", B, pW), g.tensor("prior a2", B, pW), g.tensor("prior u", B, d)
+		g.LogRef = g.tensor("logpf prior", B)
+	}
+	// priorStep appends the prior's log p_F of the transition z_k → z_{k+1} to LogRef.
+	priorStep := func(k int) {
+		p := g.prior
+		if p == nil {
+			return
+		}
+		g.stepOps = append(g.stepOps,
+			op(p.S.Forward(l, g.ps, g.Z[k], kernels.Identity)),
+			op(l.AddRow(g.ph0, g.ps, g.ptemb, k)),
+			op(l.Activate(g.pa0, g.ph0, kernels.GELU)),
+			op(p.L1.Forward(l, g.ph1, g.pa0, kernels.Identity)),
+			op(l.Activate(g.pa1, g.ph1, kernels.GELU)),
+			op(p.L2.Forward(l, g.ph2, g.pa1, kernels.Identity)),
+			op(l.Activate(g.pa2, g.ph2, kernels.GELU)),
+			op(p.L3.Forward(l, g.pu, g.pa2, kernels.Identity)),
+			op(l.LogPF(g.LogRef, g.Z[k], g.Z[k+1], g.pu, g.dt, g.sigma2)))
+	}
+
 	g.U = make([]*kernels.Tensor, T)
 	perStep := func(name string) []*kernels.Tensor {
 		out := make([]*kernels.Tensor, T)
@@ -360,6 +560,9 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	g.h0, g.a0, g.h1, g.a1, g.h2, g.a2 = perStep("h0_"), perStep("a0_"), perStep("h1_"), perStep("a1_"), perStep("h2_"), perStep("a2_")
 	g.s = g.tensor("s", B, W)
 	g.LogPF, g.LogPB, g.LogR = g.tensor("logpf", B), g.tensor("logpb", B), g.tensor("logr", B)
+	if g.LogRef == nil {
+		g.LogRef = g.LogPB
+	}
 	g.sdeParams = kernels.SDEParams{Steps: T, Sigma: math.Sqrt(cfg.Sigma2), Seed: cfg.Seed}
 	if g.fromData {
 		// Noise the terminal states back to z_0 = 0 first; the network then runs on them.
@@ -381,7 +584,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 		g.stepOps = append(g.stepOps,
 			op(n.S.Forward(l, g.s, g.Z[k], kernels.Identity)),
-			op(l.AddRow(g.h0[k], g.s, g.temb, k)),
+			addInput(g.h0[k], g.s, k),
 			op(l.Activate(g.a0[k], g.h0[k], kernels.GELU)),
 			op(n.L1.Forward(l, g.h1[k], g.a0[k], kernels.Identity)),
 			op(l.Activate(g.a1[k], g.h1[k], kernels.GELU)),
@@ -393,6 +596,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 		if g.fromData {
 			g.stepOps = append(g.stepOps, op(l.LogPF(g.LogPF, g.Z[k], g.Z[k+1], g.U[k], g.dt, g.sigma2)))
+			priorStep(k)
 			continue
 		}
 		p := g.sdeParams
@@ -403,6 +607,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 		g.sde = append(g.sde, s)
 		g.stepOps = append(g.stepOps, s.Op)
+		priorStep(k)
 	}
 	g.rewardOps = append(g.rewardOps, rewardOps(g.LogR, nil, g.Z[T])...)
 	if !g.train {
@@ -412,7 +617,12 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	// Loss and backward. States are detached (TB is off-policy), so the gradient reaches
 	// each step's drift only through log p_F; steps are independent given the states.
 	g.coef, g.Stats = g.tensor("coef", B), g.tensor("stats", 4)
-	g.lossOps = append(g.lossOps, op(l.TBLoss(g.coef, g.Stats, g.LogPF, g.LogPB, g.LogR, n.LogZ.Value, cfg.Objective)))
+	if n.Classes > 0 {
+		// ∂L/∂log Z goes straight into log Z's gradient (one entry per condition).
+		g.lossOps = append(g.lossOps, op(l.CondTBLoss(g.coef, n.LogZ.Grad, g.Stats, g.LogPF, g.LogRef, g.LogR, n.LogZ.Value, g.lab, cfg.lossMode())))
+	} else {
+		g.lossOps = append(g.lossOps, op(l.TBLoss(g.coef, g.Stats, g.LogPF, g.LogRef, g.LogR, n.LogZ.Value, cfg.lossMode())))
+	}
 	g.du, g.da, g.dh = g.tensor("du", B, d), g.tensor("da", B, W), g.tensor("dh", B, W)
 	if lp {
 		g.dscale = g.tensor("dscale", T, 1)
@@ -440,7 +650,11 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		g.backOps = append(g.backOps, ops(n.L1.Backward(l, g.da, g.dh, g.a0[k], g.onesB))...)
 		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dh, g.da, g.h0[k], kernels.GELU)))
 		g.backOps = append(g.backOps, ops(n.S.Backward(l, nil, g.dh, g.Z[k], g.onesB))...)
-		g.backOps = append(g.backOps, op(l.SumRowsInto(g.dtemb, k, g.dh)))
+		if n.Classes > 0 {
+			g.backOps = append(g.backOps, op(l.SumRowsCond(g.dtemb, k, n.Emb.Grad, g.lab, g.dh)))
+		} else {
+			g.backOps = append(g.backOps, op(l.SumRowsInto(g.dtemb, k, g.dh)))
+		}
 	}
 	g.dga, g.dg1, g.dfeat = g.tensor("dga", T, W), g.tensor("dg1", T, W), g.tensor("dfeat", T, 2*H)
 	g.backOps = append(g.backOps, ops(n.T2.Backward(l, g.dga, g.dtemb, g.ga, g.onesT))...)
@@ -488,7 +702,11 @@ func (g *Graph) RecordForward(r *kernels.Recorder) {
 	enc := r.Encoder()
 	enc.ClearBuffer(g.LogPF.Buf, 0, uint64(4*g.batch))
 	enc.ClearBuffer(g.LogPB.Buf, 0, uint64(4*g.batch))
+	if g.LogRef != g.LogPB {
+		enc.ClearBuffer(g.LogRef.Buf, 0, uint64(4*g.batch))
+	}
 	r.Record(g.timeOps...)
+	r.Record(g.priorTimeOps...)
 	r.Record(g.stepOps...)
 	r.Record(g.rewardOps...)
 }
@@ -503,8 +721,10 @@ func (g *Graph) RecordBackward(r *kernels.Recorder) {
 	}
 	r.Record(g.lossOps...)
 	r.Record(g.backOps...)
-	// ∂L/∂log Z is stats[1].
-	r.Encoder().CopyBufferToBuffer(g.Stats.Buf, 4, g.net.LogZ.Grad.Buf, 0, 4)
+	if g.net.Classes == 0 {
+		// ∂L/∂log Z is stats[1] (the conditional loss writes log Z's gradient itself).
+		r.Encoder().CopyBufferToBuffer(g.Stats.Buf, 4, g.net.LogZ.Grad.Buf, 0, 4)
+	}
 }
 
 // Release frees the graph's ops and tensors (not the network). Reward ops are released
@@ -516,7 +736,7 @@ func (g *Graph) Release() {
 			fromRewards[o] = true
 		}
 	}
-	for _, group := range [][]*kernels.Op{g.timeOps, g.stepOps, g.rewardOps, g.lossOps, g.backOps} {
+	for _, group := range [][]*kernels.Op{g.timeOps, g.priorTimeOps, g.stepOps, g.rewardOps, g.lossOps, g.backOps} {
 		for _, o := range group {
 			if !fromRewards[o] {
 				o.Release()
@@ -529,4 +749,5 @@ func (g *Graph) Release() {
 	for _, t := range g.owned {
 		t.Release()
 	}
+	g.lab.Release()
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"math/rand/v2"
 
 	"osds/gpu"
 	"osds/kernels"
@@ -16,24 +15,34 @@ import (
 // a ring of map-read buffers a few iterations late, so the host never waits on the GPU
 // in the loop.
 type Trainer struct {
-	Cfg    Config
-	Lib    *kernels.Library
-	Net    *Network
-	graph  *Graph
-	reward RewardFunc
+	Cfg   Config
+	Lib   *kernels.Library
+	Net   *Network
+	graph *Graph
+	opt   Options
+	// labels are the conditions of the rows of every training batch (amortised
+	// samplers: row b has condition b mod Classes; nil otherwise).
+	labels []int
 
 	// Replay (Cfg.BothWays): backward-trajectory graph, buffer of terminal states, and the
 	// ops that draw a batch of buffer rows into the backward graph's Z[T].
-	back     *Graph
-	buffer   *kernels.Tensor
-	idx      *kernels.IndexTensor
-	draw     *kernels.Op
-	gather   *kernels.Op
-	inserted int // terminal states pushed into the buffer so far
-	ls       *localSearch
-	opts     []*kernels.Adam
-	moment   []*kernels.Tensor
-	iter     int
+	back   *Graph
+	buffer *kernels.Tensor
+	// block is the replay unit in rows: 1, or Classes for an amortised sampler, whose
+	// buffer holds whole batches in their row order (buffer row r has condition r mod
+	// Classes), drawn in blocks of Classes consecutive rows so that every drawn row keeps
+	// the condition of the row it fills. bufBlocks views the buffer as [rows/block,
+	// block·d].
+	block     int
+	bufBlocks *kernels.Tensor
+	idx       *kernels.IndexTensor
+	draw      *kernels.Op
+	gather    *kernels.Op
+	inserted  int // terminal states pushed into the buffer so far
+	ls        *localSearch
+	opts      []*kernels.Adam
+	moment    []*kernels.Tensor
+	iter      int
 
 	ring    []*gpu.Buffer
 	pending []*gpu.MapRequest
@@ -44,24 +53,72 @@ type Trainer struct {
 type Stats struct {
 	Iter      int
 	Loss      float64
-	LogZ      float64 // the learned log Z (TB)
+	LogZ      float64 // the learned log Z (TB, RTB; amortised: the mean over conditions)
 	MeanDelta float64 // mean of log p_F − log p_B − log R: −ELBO of the behaviour batch
 }
 
 // ringSize is how many iterations the host's view of the scalars may lag.
 const ringSize = 4
 
-// NewTrainer builds the network and the training graph for reward.
+// NewTrainer builds the network and the training graph for reward (an unconditional
+// sampler trained with TB or VarGrad).
 func NewTrainer(l *kernels.Library, dim int, cfg Config, reward RewardFunc) (*Trainer, error) {
+	return NewTrainerWith(l, dim, cfg, Options{Reward: reward})
+}
+
+// CondRewardFunc gives the reward of a batch whose row b has condition labels[b] (an
+// amortised sampler's target family: e.g. a classifier's p(y_b | f(z))^β per row).
+// Graphs ask for it once with their rows' conditions and use the RewardFunc it returns
+// for every call site; a reward may build one shared graph per distinct labels slice.
+type CondRewardFunc func(labels []int) RewardFunc
+
+// Unconditional turns a reward that does not depend on the condition into a
+// CondRewardFunc (tests, or conditions that only the network sees).
+func Unconditional(r RewardFunc) CondRewardFunc { return func([]int) RewardFunc { return r } }
+
+// Options are what a trainer needs besides its configuration.
+type Options struct {
+	// Reward is the target of an unconditional sampler (Cfg.Classes = 0); CondReward
+	// the target family of an amortised one (Cfg.Classes > 0). Exactly one is set.
+	Reward     RewardFunc
+	CondReward CondRewardFunc
+	// Prior is the frozen prior sampler of relative TB (Cfg.Objective = RTB): an
+	// unconditional network without the Langevin drift, trained with the same Steps
+	// and Sigma2. The trainer's network starts as a copy of it (the shared
+	// parameters; an amortised network's condition embedding keeps its own init) and
+	// the reward must be the constraint alone, log r(x): the target is
+	// p^prior(x)·r(x), and the loss
+	//
+	//	L = (log Z + log p_F(τ) − log p_F^prior(τ) − log r(x))²
+	//
+	// is trajectory balance with log p_F^prior in place of log p_B + log p(x). The
+	// trainer saves the prior's parameters in its checkpoints (Checkpoint.RTBPrior)
+	// but does not release it: release it after the trainer.
+	Prior *Network
+}
+
+// NewTrainerWith builds a trainer from options (amortised samplers, relative TB).
+func NewTrainerWith(l *kernels.Library, dim int, cfg Config, o Options) (*Trainer, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x05d5))
-	net, err := NewNetwork(l.Device(), dim, cfg.Width, cfg.Harmonics, rng, cfg.Langevin)
+	if (cfg.Classes > 0) != (o.CondReward != nil) || (o.Reward != nil) == (o.CondReward != nil) {
+		return nil, fmt.Errorf("train: an unconditional sampler needs Options.Reward and an amortised one (Classes > 0) Options.CondReward; the configuration has %d conditions", cfg.Classes)
+	}
+	if (cfg.Objective == kernels.RTB) != (o.Prior != nil) {
+		return nil, fmt.Errorf("train: relative TB needs a prior sampler, and only relative TB uses one (objective %v, prior given: %v)", cfg.Objective, o.Prior != nil)
+	}
+	net, err := NewNetworkFor(l.Device(), dim, cfg)
 	if err != nil {
 		return nil, err
 	}
-	t := &Trainer{Cfg: cfg, Lib: l, Net: net, reward: reward}
+	t := &Trainer{Cfg: cfg, Lib: l, Net: net, opt: o, labels: TrainingLabels(cfg.Batch, cfg.Classes)}
+	if o.Prior != nil {
+		if err := net.CopyFrom(o.Prior); err != nil {
+			net.Release()
+			return nil, fmt.Errorf("train: relative TB starts from the prior sampler: %w", err)
+		}
+	}
 	if err := t.init(); err != nil {
 		t.Release()
 		return nil, err
@@ -69,10 +126,29 @@ func NewTrainer(l *kernels.Library, dim int, cfg Config, reward RewardFunc) (*Tr
 	return t, nil
 }
 
+// rewardFor is the reward of a batch with the given row conditions.
+func (t *Trainer) rewardFor(labels []int) RewardFunc {
+	if t.opt.CondReward != nil {
+		return t.opt.CondReward(labels)
+	}
+	return t.opt.Reward
+}
+
+// graphOptions are the options of the trainer's graphs of batch rows with labels.
+func (t *Trainer) graphOptions(train, backward bool, labels []int) GraphOptions {
+	return GraphOptions{Train: train, Backward: backward, Labels: labels, Prior: t.opt.Prior}
+}
+
+// Prior is the frozen prior sampler of relative TB (nil otherwise).
+func (t *Trainer) Prior() *Network { return t.opt.Prior }
+
+// Labels are the conditions of the training batch's rows (nil: unconditional).
+func (t *Trainer) Labels() []int { return t.labels }
+
 func (t *Trainer) init() error {
 	l, d := t.Lib, t.Lib.Device()
 	var err error
-	if t.graph, err = NewGraph(l, t.Net, t.Cfg, t.Cfg.Batch, t.reward, true); err != nil {
+	if t.graph, err = NewGraphWith(l, t.Net, t.Cfg, t.Cfg.Batch, t.rewardFor(t.labels), t.graphOptions(true, false, t.labels)); err != nil {
 		return err
 	}
 	if t.Cfg.BothWays {
@@ -116,7 +192,7 @@ func (t *Trainer) init() error {
 			return err
 		}
 	}
-	if t.Cfg.Objective == kernels.TB {
+	if t.Cfg.learnsLogZ() {
 		if err := add(t.Net.LogZ, t.Cfg.LRLogZ); err != nil {
 			return err
 		}
@@ -141,7 +217,7 @@ func (t *Trainer) Terminal() *kernels.Tensor { return t.graph.Z[t.Cfg.Steps] }
 func (t *Trainer) initReplay() error {
 	l, d, B := t.Lib, t.Net.Dim, t.Cfg.Batch
 	var err error
-	if t.back, err = NewBackwardGraph(l, t.Net, t.Cfg, B, t.reward, true); err != nil {
+	if t.back, err = NewGraphWith(l, t.Net, t.Cfg, B, t.rewardFor(t.labels), t.graphOptions(true, true, t.labels)); err != nil {
 		return err
 	}
 	// The buffer holds whole batches: capacity rounded down to a multiple of the batch.
@@ -149,13 +225,22 @@ func (t *Trainer) initReplay() error {
 	if t.buffer, err = kernels.NewTensor(l.Device(), "replay buffer", rows, d); err != nil {
 		return err
 	}
-	if t.idx, err = kernels.NewIndexTensor(l.Device(), "replay draw", B, rows); err != nil {
+	t.block = max(1, t.Cfg.Classes)
+	k := t.block
+	if t.bufBlocks, err = t.buffer.Reshaped(rows/k, k*d); err != nil {
 		return err
 	}
-	if t.draw, err = l.RandIndex(t.idx, rows, t.Cfg.Seed^0xb0ff, 0); err != nil {
+	if t.idx, err = kernels.NewIndexTensor(l.Device(), "replay draw", B/k, rows/k); err != nil {
 		return err
 	}
-	t.gather, err = l.Gather(t.back.Z[t.Cfg.Steps], t.buffer, t.idx)
+	if t.draw, err = l.RandIndex(t.idx, rows/k, t.Cfg.Seed^0xb0ff, 0); err != nil {
+		return err
+	}
+	dst, err := t.back.Z[t.Cfg.Steps].Reshaped(B/k, k*d)
+	if err != nil {
+		return err
+	}
+	t.gather, err = l.Gather(dst, t.bufBlocks, t.idx)
 	return err
 }
 
@@ -185,7 +270,7 @@ func (t *Trainer) Step() (st Stats, ok bool, err error) {
 	if replay {
 		g = t.back
 		filled := min(t.inserted, t.buffer.Rows())
-		if err := t.draw.SetParams(t.Lib.Device(), kernels.RandIndexParams(t.Cfg.Batch, filled, t.Cfg.Seed^0xb0ff, uint32(it), 0)); err != nil {
+		if err := t.draw.SetParams(t.Lib.Device(), kernels.RandIndexParams(t.Cfg.Batch/t.block, filled/t.block, t.Cfg.Seed^0xb0ff, uint32(it), 0)); err != nil {
 			return st, false, err
 		}
 	}
@@ -223,9 +308,14 @@ func (t *Trainer) Step() (st Stats, ok bool, err error) {
 		// FIFO: this batch's terminal states overwrite the oldest batch in the buffer.
 		t.pushToBuffer(r, g.Z[t.Cfg.Steps])
 	}
-	// Loss statistics and the learned log Z of this iteration, for the host to read later.
+	// Loss statistics and the learned log Z of this iteration, for the host to read later
+	// (amortised: the mean over the conditions, which the loss writes into stats[1]).
 	enc.CopyBufferToBuffer(g.Stats.Buf, 0, t.ring[slot], 0, 16)
-	enc.CopyBufferToBuffer(t.Net.LogZ.Value.Buf, 0, t.ring[slot], 16, 4)
+	if t.Net.Classes > 0 {
+		enc.CopyBufferToBuffer(g.Stats.Buf, 4, t.ring[slot], 16, 4)
+	} else {
+		enc.CopyBufferToBuffer(t.Net.LogZ.Value.Buf, 0, t.ring[slot], 16, 4)
+	}
 	if err := r.Submit(); err != nil {
 		return st, ok, fmt.Errorf("train: iteration %d: %w", it, err)
 	}
@@ -259,6 +349,9 @@ func (t *Trainer) collect(slot int) (Stats, error) {
 
 // Flush waits for the scalars of every submitted iteration and returns them in order.
 func (t *Trainer) Flush() ([]Stats, error) {
+	if len(t.pending) == 0 {
+		return nil, nil // released before the stats ring was built (a failed NewTrainer)
+	}
 	var out []Stats
 	for i := 0; i < ringSize; i++ {
 		slot := (t.iter + i) % ringSize
@@ -303,25 +396,82 @@ func (t *Trainer) Release() {
 }
 
 // Samples are on-policy trajectories' terminal states with their log weights
-// log w = log R(z) + log p_B(τ|z) − log p_F(τ).
+// log w = log R(z) + log p_B(τ|z) − log p_F(τ) (relative TB: log r(z) + log p_F^prior(τ)
+// − log p_F(τ), the weight against the target p^prior·r) and, for an amortised sampler,
+// each sample's condition.
 type Samples struct {
-	Z    [][]float64
-	LogW []float64
+	Z      [][]float64
+	LogW   []float64
+	Labels []int
 }
 
 // Sample draws n on-policy trajectories (no exploration) in batches of the training
-// batch size and returns their terminal states and log weights.
+// batch size and returns their terminal states and log weights. An amortised sampler
+// draws the conditions in turn (sample i has condition i mod Classes).
 func (t *Trainer) Sample(n int, stream uint32) (*Samples, error) {
+	if t.Net.Classes > 0 {
+		labels := make([]int, n)
+		for i := range labels {
+			labels[i] = i % t.Net.Classes
+		}
+		return t.SampleConditions(labels, stream)
+	}
+	return t.sample(nil, n, stream)
+}
+
+// SampleConditions draws one on-policy trajectory per entry of labels from an amortised
+// sampler, sample i conditioned on labels[i]: batches of up to the training batch size,
+// one SDE pass each (a graph per distinct batch of conditions).
+func (t *Trainer) SampleConditions(labels []int, stream uint32) (*Samples, error) {
+	if t.Net.Classes == 0 {
+		return nil, fmt.Errorf("train: the sampler is not amortised: it has no conditions to sample")
+	}
+	for i, y := range labels {
+		if y < 0 || y >= t.Net.Classes {
+			return nil, fmt.Errorf("train: condition %d (sample %d) is out of range: the sampler has conditions 0..%d", y, i, t.Net.Classes-1)
+		}
+	}
+	return t.sample(labels, len(labels), stream)
+}
+
+func (t *Trainer) sample(labels []int, n int, stream uint32) (*Samples, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("train: sampling %d trajectories", n)
+	}
 	cfg := t.Cfg
 	cfg.Seed ^= 0x5a5a_5a5a_5a5a // evaluation noise independent of the training noise
-	g, err := NewGraph(t.Lib, t.Net, cfg, cfg.Batch, t.reward, false)
-	if err != nil {
-		return nil, err
+	B := min(cfg.Batch, n)
+	if labels == nil {
+		// Unconditional: the training batch size, as always (reproducible streams).
+		B = cfg.Batch
 	}
-	defer g.Release()
+	graphs := map[string]*Graph{}
+	defer func() {
+		for _, g := range graphs {
+			g.Release()
+		}
+	}()
 	out := &Samples{}
 	d := t.Net.Dim
-	for chunk := uint32(0); len(out.LogW) < n; chunk++ {
+	for chunk, start := uint32(0), 0; start < n; chunk, start = chunk+1, start+B {
+		rows := min(B, n-start)
+		var lab []int
+		if labels != nil {
+			// The last chunk is padded with its own conditions repeated; padding is dropped.
+			lab = make([]int, B)
+			for b := range lab {
+				lab[b] = labels[start+b%rows]
+			}
+		}
+		key := fmt.Sprint(lab)
+		g, ok := graphs[key]
+		if !ok {
+			var err error
+			if g, err = NewGraphWith(t.Lib, t.Net, cfg, B, t.rewardFor(lab), t.graphOptions(false, false, lab)); err != nil {
+				return nil, err
+			}
+			graphs[key] = g
+		}
 		if err := g.SetNoise(stream<<16|chunk, 0); err != nil {
 			return nil, err
 		}
@@ -338,18 +488,21 @@ func (t *Trainer) Sample(n int, stream uint32) (*Samples, error) {
 			return nil, err
 		}
 		pf, _ := g.LogPF.Read()
-		pb, _ := g.LogPB.Read()
+		ref, _ := g.LogRef.Read()
 		lr, err := g.LogR.Read()
 		if err != nil {
 			return nil, err
 		}
-		for b := 0; b < cfg.Batch && len(out.LogW) < n; b++ {
+		for b := 0; b < rows; b++ {
 			row := make([]float64, d)
 			for j := range row {
 				row[j] = float64(z[b*d+j])
 			}
 			out.Z = append(out.Z, row)
-			out.LogW = append(out.LogW, float64(lr[b])+float64(pb[b])-float64(pf[b]))
+			out.LogW = append(out.LogW, float64(lr[b])+float64(ref[b])-float64(pf[b]))
+			if lab != nil {
+				out.Labels = append(out.Labels, lab[b])
+			}
 		}
 	}
 	return out, nil
@@ -362,9 +515,12 @@ func (t *Trainer) Sample(n int, stream uint32) (*Samples, error) {
 //
 // The gap EUBO − log Z measures the modes the sampler misses (the ELBO cannot see them).
 func (t *Trainer) EUBO(xs [][]float64, stream uint32) (float64, error) {
+	if t.Net.Classes > 0 {
+		return 0, fmt.Errorf("train: EUBO of an amortised sampler is not implemented (it needs each sample's condition)")
+	}
 	cfg := t.Cfg
 	cfg.Seed ^= 0xe0b0
-	g, err := NewBackwardGraph(t.Lib, t.Net, cfg, cfg.Batch, t.reward, false)
+	g, err := NewGraphWith(t.Lib, t.Net, cfg, cfg.Batch, t.opt.Reward, t.graphOptions(false, true, nil))
 	if err != nil {
 		return 0, err
 	}
@@ -401,7 +557,7 @@ func (t *Trainer) EUBO(xs [][]float64, stream uint32) (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		pb, _ := g.LogPB.Read()
+		pb, _ := g.LogRef.Read()
 		lr, _ := g.LogR.Read()
 		for b := 0; b < n; b++ {
 			sum += float64(lr[b]) + float64(pb[b]) - float64(pf[b])

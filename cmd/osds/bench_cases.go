@@ -47,6 +47,25 @@ func benchCases(quick bool) []benchCase {
 			referenceName: "gonum blas32.Gemm",
 		})
 	}
+	// Convolution forward (im2col + matmul with bias) at the shipped classifier's two
+	// layers, batch 128; the CPU reference is gonum's Gemm of the same im2col matmul
+	// (what a CPU im2col convolution costs at least).
+	for _, g := range []kernels.ConvGeom{
+		{Batch: 128, InH: 28, InW: 28, InC: 1, OutC: 32, KH: 3, KW: 3, Stride: 2, Pad: 1},
+		{Batch: 128, InH: 14, InW: 14, InC: 32, OutC: 64, KH: 3, KW: 3, Stride: 2, Pad: 1},
+	} {
+		g := g
+		cols := g.ColsShape()
+		cs = append(cs, benchCase{
+			kernel: "conv2d forward", shape: g.String(), unit: "GFLOP/s",
+			run: func(l *kernels.Library) (float64, float64, error) {
+				sec, err := kernels.MeasureConv2D(l, g, 20)
+				return sec, kernels.ConvFLOPs(g), err
+			},
+			reference:     func() float64 { return kernels.MeasureGonumSgemm(cols[0], g.OutC, cols[1], 5) },
+			referenceName: "gonum blas32.Gemm of the im2col matmul",
+		})
+	}
 	for _, n := range pick([]int{1 << 16, 1 << 20, 1 << 24}, []int{1 << 16, 1 << 20}) {
 		n := n
 		cs = append(cs, benchCase{kernel: "elementwise add", shape: fmt.Sprintf("%d", n), unit: "GB/s",

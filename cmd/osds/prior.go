@@ -25,7 +25,7 @@ func runPrior(args []string) error {
 		"list":   runPriorList,
 	}
 	if len(args) == 0 || sub[args[0]] == nil {
-		return errors.New("usage: osds prior train|sample|eval|list [flags] (train: --kind vae|classifier --data mnist|fashion; sample/eval: a shipped model name or a .safetensors file)")
+		return errors.New("usage: osds prior train|sample|eval|list [flags] (train: --kind vae|gan|flow|classifier --data mnist|fashion; sample/eval: a shipped model name or a .safetensors file)")
 	}
 	return sub[args[0]](args[1:])
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"osds/gpu"
 	"osds/kernels"
 	"osds/posterior"
-	"osds/priors"
 	"osds/train"
 	"osds/viewer"
 )
@@ -56,13 +54,14 @@ func runTrain(args []string) error {
 	fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
 	target := fs.String("target", "gmm25", "target density: gmm25, funnel or manywell")
 	priorRef := fs.String("prior", "", "train a posterior sampler in the noise space of this prior: a shipped name (mnist-vae) or a .safetensors file (needs --constraint; excludes --target)")
-	constraint := fs.String("constraint", "", "the posterior's constraint: class:LABEL[,beta=1][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=0.1][,image=N] (MASK: white = observed)")
+	constraint := fs.String("constraint", "", "the posterior's constraint: class:LABEL[,beta=1][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=0.1][,image=N] (MASK: white = observed) or wgsl:FILE.wgsl[,step=H] (your fn log_reward(x: Sample) -> f32, see examples/constraints); class:all trains ONE amortised sampler for every class (sample one with `osds sample --class`)")
 	iters := fs.Int("iters", 25000, "training iterations")
 	steps := fs.Int("steps", 100, "SDE steps T")
 	batch := fs.Int("batch", 300, "trajectories per iteration")
 	width := fs.Int("width", 64, "hidden width")
 	sigma2 := fs.Float64("sigma2", 0, "diffusion coefficient σ² (0: the target's benchmark value; 1 for posteriors)")
-	objective := fs.String("objective", "tb", "loss: tb (learned log Z) or vargrad")
+	objective := fs.String("objective", "tb", "loss: tb (learned log Z; amortised: one per class) or vargrad (amortised: per-class batch means; the default for class:all); rtb with --rtb-from")
+	rtbFrom := fs.String("rtb-from", "", "relative trajectory balance: fine-tune this sampler checkpoint (an unconditional sampler of the prior's noise space, e.g. of N(0, I); `brownian`: the untrained zero-drift sampler, whose samples are exactly N(0, σ²I)) towards prior-sampler × r for --prior/--constraint; T, σ², width and harmonics come from it")
 	explore := fs.Float64("explore", 0, "exploration std e, decayed linearly to 0")
 	exploreIters := fs.Int("explore-iters", 5000, "iterations over which exploration decays")
 	bothWays := fs.Bool("both-ways", false, "alternate forward batches with backward trajectories from a replay buffer of their terminal states")
@@ -142,8 +141,46 @@ func runTrain(args []string) error {
 		cfg.Objective = kernels.TB
 	case "vargrad":
 		cfg.Objective = kernels.VarGrad
+	case "rtb":
+		if *rtbFrom == "" {
+			return errors.New("--objective rtb fine-tunes a prior sampler: give it with --rtb-from CHECKPOINT|brownian")
+		}
 	default:
-		return fmt.Errorf("--objective %q: want tb or vargrad", *objective)
+		return fmt.Errorf("--objective %q: want tb or vargrad (or rtb with --rtb-from)", *objective)
+	}
+	if *rtbFrom != "" {
+		switch {
+		case !post:
+			return errors.New("--rtb-from fine-tunes towards prior × r: it needs --prior and --constraint")
+		case ck != nil:
+			return errors.New("--resume continues the checkpoint's own run, whose relative-TB prior travels with it: drop --rtb-from")
+		case *objective != "tb" && *objective != "rtb":
+			return fmt.Errorf("--rtb-from trains relative TB, with a learned log Z: --objective %s does not apply", *objective)
+		}
+		cfg.Objective = kernels.RTB
+	}
+	var rtbPrior *train.Checkpoint
+	if *rtbFrom != "" && !isBrownian(*rtbFrom) {
+		var err error
+		if rtbPrior, err = train.LoadCheckpoint(*rtbFrom); err != nil {
+			return fmt.Errorf("--rtb-from: %w", err)
+		}
+		pc := rtbPrior.Cfg
+		switch {
+		case pc.Classes > 0:
+			return fmt.Errorf("--rtb-from %s is an amortised sampler; the prior of relative TB is unconditional", *rtbFrom)
+		case pc.Langevin:
+			return fmt.Errorf("--rtb-from %s uses the Langevin drift, which needs its own target's gradient; relative TB needs a prior sampler without it", *rtbFrom)
+		}
+		for _, f := range []struct {
+			flag      string
+			got, want float64
+		}{{"steps", float64(*steps), float64(pc.Steps)}, {"sigma2", *sigma2, pc.Sigma2}, {"width", float64(*width), float64(pc.Width)}} {
+			if fs.Changed(f.flag) && f.got != f.want {
+				return fmt.Errorf("--%s %g: the prior sampler %s was trained with %g, and relative TB keeps its discretisation and network", f.flag, f.got, *rtbFrom, f.want)
+			}
+		}
+		cfg.Steps, cfg.Sigma2, cfg.Width, cfg.Harmonics = pc.Steps, pc.Sigma2, pc.Width, pc.Harmonics
 	}
 	if *iters < 0 || *every < 1 {
 		return fmt.Errorf("--iters must be ≥ 0 and --checkpoint-every ≥ 1")
@@ -167,8 +204,7 @@ func runTrain(args []string) error {
 	// What the run trains on: name, dimension, reward, true log Z (NaN when unknown) and
 	// the checkpoint metadata that rebuilds the reward.
 	name, dim, logZ := "", 0, math.NaN()
-	var reward train.RewardFunc
-	var meta map[string]string
+	meta := map[string]string{}
 	var setup *posterior.Setup
 	if post {
 		if setup, err = posterior.Open(l, *priorRef, spec); err != nil {
@@ -179,14 +215,52 @@ func runTrain(args []string) error {
 		if ck != nil && (ck.Meta[posterior.MetaPrior] != meta[posterior.MetaPrior] || ck.Meta[posterior.MetaConstraint] != meta[posterior.MetaConstraint]) {
 			return fmt.Errorf("--resume %s was trained on %s | %s, not %s | %s", *resume, ck.Meta[posterior.MetaPrior], ck.Meta[posterior.MetaConstraint], meta[posterior.MetaPrior], meta[posterior.MetaConstraint])
 		}
-		name, dim, reward = posterior.TargetName, setup.Reward.Dim(), setup.Reward.Func()
+		if ck == nil && setup.Conditions() > 0 {
+			// One sampler for every class. VarGrad with per-class batch means is the
+			// default: TB has to fit a log Z per condition (the diffusion-sampler
+			// literature reports TB struggling with a conditional log Z).
+			cfg.Classes = setup.Conditions()
+			if !fs.Changed("objective") && cfg.Objective == kernels.TB {
+				cfg.Objective = kernels.VarGrad
+			}
+		}
+		if cfg.Classes != setup.Conditions() {
+			return fmt.Errorf("the checkpoint's sampler has %d conditions but %s has %d", cfg.Classes, setup.Spec, setup.Conditions())
+		}
+		name, dim = posterior.TargetName, setup.Reward.Dim()
 	} else {
-		name, dim, reward = tg.Name(), tg.Dim(), train.TargetReward(tg.Name())
+		name, dim = tg.Name(), tg.Dim()
 		if z, ok := tg.LogZ(); ok {
 			logZ = z
 		}
 	}
-	tr, err := train.NewTrainer(l, dim, cfg, reward)
+	// Relative TB: the frozen prior sampler, from --rtb-from or from the checkpoint.
+	var prior *train.Network
+	switch {
+	case ck != nil && cfg.Objective == kernels.RTB:
+		prior, err = ck.RTBPrior(d)
+		if from := ck.Meta["rtb.from"]; from != "" {
+			meta["rtb.from"] = from
+		}
+	case rtbPrior != nil:
+		prior, err = rtbPrior.Sampler(d)
+		meta["rtb.from"] = absPath(*rtbFrom)
+	case *rtbFrom != "":
+		pcfg := cfg
+		pcfg.Classes, pcfg.Langevin, pcfg.Objective = 0, false, kernels.TB
+		prior, err = train.NewNetworkFor(d, dim, pcfg)
+		meta["rtb.from"] = "brownian"
+	}
+	if err != nil {
+		return err
+	}
+	if prior != nil {
+		defer prior.Release()
+		if prior.Dim != dim {
+			return fmt.Errorf("--rtb-from %s samples dimension %d but the prior %s has latent dimension %d", *rtbFrom, prior.Dim, *priorRef, dim)
+		}
+	}
+	tr, err := train.NewTrainerWith(l, dim, cfg, trainerOptions(setup, name, cfg, prior))
 	if err != nil {
 		return err
 	}
@@ -222,6 +296,12 @@ func runTrain(args []string) error {
 	what := name
 	if setup != nil {
 		what = "the posterior of " + setup.Describe()
+		if cfg.Classes > 0 {
+			what = fmt.Sprintf("one amortised sampler of the %d posteriors of %s", cfg.Classes, setup.Describe())
+		}
+	}
+	if cfg.Objective == kernels.RTB {
+		what += " by relative TB from the prior sampler " + meta["rtb.from"]
 	}
 	fmt.Fprintf(os.Stderr, "training %s (d=%d) on %s: %d iterations, batch %d, T=%d, σ²=%g, %s\n",
 		what, dim, d.AdapterInfo().Device, *iters, cfg.Batch, cfg.Steps, cfg.Sigma2, cfg.Objective)
@@ -262,7 +342,7 @@ func runTrain(args []string) error {
 			rec["delta"], rec["delta_rw"] = est.Delta, est.DelRW
 		}
 		if setup != nil {
-			score, err := scorePosterior(l, setup, s.Z)
+			score, err := scorePosterior(l, setup, s)
 			if err != nil {
 				return err
 			}
@@ -348,135 +428,67 @@ loop:
 	return evaluate()
 }
 
-func runEval(args []string) error {
-	fs := pflag.NewFlagSet("eval", pflag.ContinueOnError)
-	ckptPath := fs.String("checkpoint", "runs/latest/checkpoint.safetensors", "checkpoint to evaluate")
-	n := fs.Int("samples", 2000, "on-policy trajectories (and ground-truth samples for W2)")
-	seed := fs.Uint64("seed", 1, "seed of the ground-truth samples")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *n < 2 {
-		return fmt.Errorf("--samples %d: want at least 2", *n)
-	}
-	ck, err := train.LoadCheckpoint(*ckptPath)
-	if err != nil {
-		return err
-	}
-	var tg train.Target
-	if ck.Target != posterior.TargetName {
-		if tg, err = train.NewTarget(ck.Target); err != nil {
-			return err
-		}
-	}
-	cs, err := openCheckpoint(ck)
-	if err != nil {
-		return err
-	}
-	defer cs.Close()
-	tr := cs.tr
-	s, err := tr.Sample(*n, 0xe7a1)
-	if err != nil {
-		return err
-	}
-	if cs.setup != nil {
-		// A posterior: log Z is unknown and there are no exact samples; the constraint's
-		// own score of the pushed-forward samples stands in for W2.
-		est := train.EstimateLogZ(s.LogW, math.NaN())
-		fmt.Printf("target        posterior of %s, %d iterations, %s\n", cs.setup.Describe(), ck.Iter, ck.Cfg.Objective)
-		fmt.Printf("samples       %d\n", *n)
-		fmt.Printf("log Ẑ (ELBO)  %.4f\n", est.ELBO)
-		fmt.Printf("log Ẑ^RW      %.4f\n", est.IW)
-		score, err := scorePosterior(cs.l, cs.setup, s.Z)
-		if err != nil {
-			return err
-		}
-		for _, k := range sortedKeys(score) {
-			fmt.Printf("%-13s %.4f\n", k, score[k])
-		}
-		return nil
-	}
-	logZ, _ := tg.LogZ()
-	est := train.EstimateLogZ(s.LogW, logZ)
-	truth := tg.Sample(rand.New(rand.NewPCG(*seed, 99)), *n)
-	w2, err := train.W2(s.Z, truth)
-	if err != nil {
-		return err
-	}
-	eubo, err := tr.EUBO(truth, 0xe0b0)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("target        %s (d=%d), %d iterations, %s\n", tg.Name(), tg.Dim(), ck.Iter, ck.Cfg.Objective)
-	fmt.Printf("samples       %d\n", *n)
-	fmt.Printf("log Z (true)  %.4f\n", logZ)
-	fmt.Printf("log Ẑ (ELBO)  %.4f   Δ    = %.4f\n", est.ELBO, est.Delta)
-	fmt.Printf("log Ẑ^RW      %.4f   Δ^RW = %.4f\n", est.IW, est.DelRW)
-	fmt.Printf("EUBO          %.4f   EUBO − log Z = %.4f\n", eubo, eubo-logZ)
-	fmt.Printf("W2            %.4f\n", w2)
-	return nil
-}
-
-// runSample draws from a trained posterior sampler and writes x = f(z) as a PNG grid.
-func runSample(args []string) error {
-	fs := pflag.NewFlagSet("sample", pflag.ContinueOnError)
-	n := fs.Int("n", 64, "number of samples")
-	cols := fs.Int("cols", 8, "grid columns")
-	seed := fs.Uint32("seed", 1, "noise stream of the sampler")
-	out := fs.String("out", "samples.png", "PNG grid to write")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: osds sample CHECKPOINT [--n 64] [--out samples.png]")
-	}
-	if *n < 1 || *cols < 1 {
-		return fmt.Errorf("--n %d and --cols %d must be ≥ 1", *n, *cols)
-	}
-	ck, err := train.LoadCheckpoint(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	if ck.Target != posterior.TargetName {
-		return fmt.Errorf("%s samples %q, not a posterior in a prior's noise space (use `osds view` or `osds eval`)", fs.Arg(0), ck.Target)
-	}
-	cs, err := openCheckpoint(ck)
-	if err != nil {
-		return err
-	}
-	defer cs.Close()
-	s, err := cs.tr.Sample(*n, *seed)
-	if err != nil {
-		return err
-	}
-	xs, err := posterior.Decode(cs.l, cs.setup.Prior, s.Z)
-	if err != nil {
-		return err
-	}
-	h, w, c := cs.setup.Prior.Image()
-	if err := priors.WriteGridPNG(*out, xs, *n, h, w, c, *cols); err != nil {
-		return err
-	}
-	score, err := cs.setup.Score(cs.l, xs, *n)
-	if err != nil {
-		return err
-	}
-	var parts []string
-	for _, k := range sortedKeys(score) {
-		parts = append(parts, fmt.Sprintf("%s %.4f", k, score[k]))
-	}
-	fmt.Printf("wrote %s (%d samples of the posterior of %s; %s)\n", *out, *n, cs.setup.Describe(), strings.Join(parts, ", "))
-	return nil
-}
-
 // scorePosterior pushes samples z through the prior and scores them against the
-// constraint (posterior.Setup.Score).
-func scorePosterior(l *kernels.Library, s *posterior.Setup, zs [][]float64) (map[string]float64, error) {
-	xs, err := posterior.Decode(l, s.Prior, zs)
+// constraint (posterior.Setup.Score; amortised samplers against each sample's own
+// condition, ScoreLabels).
+func scorePosterior(l *kernels.Library, s *posterior.Setup, smp *train.Samples) (map[string]float64, error) {
+	xs, err := posterior.Decode(l, s.Prior, smp.Z)
 	if err != nil {
 		return nil, err
 	}
-	return s.Score(l, xs, len(zs))
+	if smp.Labels != nil {
+		return s.ScoreLabels(l, xs, smp.Labels)
+	}
+	return s.Score(l, xs, len(smp.Z))
+}
+
+// trainerOptions are the trainer's reward (and relative-TB prior) for a posterior setup
+// or, without one, the synthetic target name. Relative TB rewards the constraint alone:
+// the prior sampler stands in for the prior density.
+func trainerOptions(setup *posterior.Setup, target string, cfg train.Config, prior *train.Network) train.Options {
+	o := train.Options{Prior: prior}
+	rtb := cfg.Objective == kernels.RTB
+	switch {
+	case setup == nil:
+		o.Reward = train.TargetReward(target)
+	case setup.Conditions() > 0 && rtb:
+		o.CondReward = setup.Reward.CondConstraintFunc()
+	case setup.Conditions() > 0:
+		o.CondReward = setup.Reward.CondFunc()
+	case rtb:
+		o.Reward = setup.Reward.ConstraintFunc()
+	default:
+		o.Reward = setup.Reward.Func()
+	}
+	return o
+}
+
+// rewardFor is the reward of a batch of rows with the given conditions (nil:
+// unconditional).
+func (o trainerOpts) rewardFor(labels []int) train.RewardFunc {
+	if o.CondReward != nil {
+		return o.CondReward(labels)
+	}
+	return o.Reward
+}
+
+type trainerOpts train.Options
+
+// isBrownian reports whether --rtb-from names the untrained zero-drift prior sampler
+// (the word brownian, when no file has that name).
+func isBrownian(ref string) bool {
+	if ref != "brownian" {
+		return false
+	}
+	_, err := os.Stat(ref)
+	return err != nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 func sortedKeys(m map[string]float64) []string {
@@ -499,11 +511,12 @@ func isTerminal(f *os.File) bool {
 // trained on: a synthetic target, or a posterior rebuilt from the prior and constraint
 // the checkpoint records.
 type checkpointSession struct {
-	d      *gpu.Device
-	l      *kernels.Library
-	tr     *train.Trainer
-	reward train.RewardFunc
-	setup  *posterior.Setup // nil for synthetic targets
+	d     *gpu.Device
+	l     *kernels.Library
+	tr    *train.Trainer
+	opts  trainerOpts
+	setup *posterior.Setup // nil for synthetic targets
+	prior *train.Network   // relative TB's frozen prior (nil otherwise)
 }
 
 func openCheckpoint(ck *train.Checkpoint) (*checkpointSession, error) {
@@ -512,7 +525,12 @@ func openCheckpoint(ck *train.Checkpoint) (*checkpointSession, error) {
 		return nil, err
 	}
 	cs := &checkpointSession{d: d, l: kernels.NewLibrary(d)}
-	cs.reward = train.TargetReward(ck.Target)
+	if ck.Cfg.Objective == kernels.RTB {
+		if cs.prior, err = ck.RTBPrior(d); err != nil {
+			cs.Close()
+			return nil, err
+		}
+	}
 	if ck.Target == posterior.TargetName {
 		spec, err := posterior.ParseSpec(ck.Meta[posterior.MetaConstraint])
 		if err != nil {
@@ -527,9 +545,13 @@ func openCheckpoint(ck *train.Checkpoint) (*checkpointSession, error) {
 			cs.Close()
 			return nil, fmt.Errorf("checkpoint has dimension %d but its prior %s has latent dimension %d", ck.Dim, cs.setup.PriorRef, cs.setup.Reward.Dim())
 		}
-		cs.reward = cs.setup.Reward.Func()
+		if cs.setup.Conditions() != ck.Cfg.Classes {
+			cs.Close()
+			return nil, fmt.Errorf("checkpoint's sampler has %d conditions but its constraint %s has %d", ck.Cfg.Classes, cs.setup.Spec, cs.setup.Conditions())
+		}
 	}
-	if cs.tr, err = train.NewTrainer(cs.l, ck.Dim, ck.Cfg, cs.reward); err != nil {
+	cs.opts = trainerOpts(trainerOptions(cs.setup, ck.Target, ck.Cfg, cs.prior))
+	if cs.tr, err = train.NewTrainerWith(cs.l, ck.Dim, ck.Cfg, train.Options(cs.opts)); err != nil {
 		cs.Close()
 		return nil, err
 	}
@@ -547,6 +569,9 @@ func (cs *checkpointSession) Close() {
 	}
 	if cs.setup != nil {
 		cs.setup.Release()
+	}
+	if cs.prior != nil {
+		cs.prior.Release()
 	}
 	cs.l.Release()
 	cs.d.Release()

@@ -12,7 +12,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"osds/kernels"
 	"osds/nn"
+	"osds/posterior"
 	"osds/train"
 	"osds/viewer"
 )
@@ -21,8 +23,8 @@ import (
 const viewKeys = `keys:
   r        resample now
   space    pause / resume the automatic resampling
-  p        switch between prior (the untrained reference process, Brownian motion from 0)
-           and posterior samples
+  p        switch between prior (the untrained reference process, Brownian motion from 0;
+           for relative TB the frozen prior sampler) and posterior samples
   + / -    zoom in / out
   [ / ]    show half / twice as many samples (from 1 to the batch size)
   l        nearest / linear scaling of image grids (the density view of 2-D targets has none)
@@ -96,6 +98,7 @@ func runView(args []string) error {
 	every := fs.Duration("every", time.Second, "resample this often unless paused")
 	frames := fs.Int("frames", 0, "quit after this many frames (0: run until closed; for scripts)")
 	save := fs.String("save", "", "save the last frame as this PNG when quitting")
+	class := fs.Int("class", -1, "amortised samplers: draw only this class (default: every class, row b of the batch class b mod classes)")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: osds view [flags] CHECKPOINT\n\nSamples a trained sampler in a window, redrawing as it resamples.\n\n%s\nflags:\n", viewKeys)
 		fs.PrintDefaults()
@@ -119,18 +122,40 @@ func runView(args []string) error {
 	}
 	defer cs.Close()
 	d, l, tr := cs.d, cs.l, cs.tr
-	post, err := train.NewGraph(l, tr.Net, ck.Cfg, ck.Cfg.Batch, cs.reward, false)
+	// An amortised sampler draws every class (the training layout) or --class.
+	var labels []int
+	switch {
+	case ck.Cfg.Classes == 0 && fs.Changed("class"):
+		return fmt.Errorf("--class: %s is not amortised (trained on %s)", fs.Arg(0), ck.Meta[posterior.MetaConstraint])
+	case ck.Cfg.Classes > 0 && fs.Changed("class"):
+		if *class < 0 || *class >= ck.Cfg.Classes {
+			return fmt.Errorf("--class %d: the sampler has classes 0..%d", *class, ck.Cfg.Classes-1)
+		}
+		labels = make([]int, ck.Cfg.Batch)
+		for i := range labels {
+			labels[i] = *class
+		}
+	default:
+		labels = train.TrainingLabels(ck.Cfg.Batch, ck.Cfg.Classes)
+	}
+	reward := cs.opts.rewardFor(labels)
+	post, err := train.NewGraphWith(l, tr.Net, ck.Cfg, ck.Cfg.Batch, reward, train.GraphOptions{Labels: labels, Prior: tr.Prior()})
 	if err != nil {
 		return err
 	}
 	defer post.Release()
-	// A fresh network's last layer is zero: its drift is 0, the reference process.
-	priorNet, err := train.NewNetwork(d, ck.Dim, ck.Cfg.Width, ck.Cfg.Harmonics, rand.New(rand.NewPCG(1, 2)), false)
-	if err != nil {
-		return err
+	// The prior view: relative TB's frozen prior sampler, or else a fresh network, whose
+	// last layer is zero: its drift is 0, the reference process.
+	pcfg := ck.Cfg
+	pcfg.Classes, pcfg.Objective = 0, kernels.TB
+	priorNet := tr.Prior()
+	if priorNet == nil {
+		if priorNet, err = train.NewNetwork(d, ck.Dim, ck.Cfg.Width, ck.Cfg.Harmonics, rand.New(rand.NewPCG(1, 2)), false); err != nil {
+			return err
+		}
+		defer priorNet.Release()
 	}
-	defer priorNet.Release()
-	prior, err := train.NewGraph(l, priorNet, ck.Cfg, ck.Cfg.Batch, cs.reward, false)
+	prior, err := train.NewGraph(l, priorNet, pcfg, ck.Cfg.Batch, reward, false)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/spf13/pflag"
+
+	"osds/kernels"
+	"osds/posterior"
+	"osds/train"
+)
+
+func runEval(args []string) error {
+	fs := pflag.NewFlagSet("eval", pflag.ContinueOnError)
+	ckptPath := fs.String("checkpoint", "runs/latest/checkpoint.safetensors", "checkpoint to evaluate")
+	n := fs.Int("samples", 2000, "on-policy trajectories (and ground-truth samples for W2); amortised samplers: spread over the conditions in turn")
+	seed := fs.Uint64("seed", 1, "seed of the ground-truth samples")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 2 {
+		return fmt.Errorf("--samples %d: want at least 2", *n)
+	}
+	ck, err := train.LoadCheckpoint(*ckptPath)
+	if err != nil {
+		return err
+	}
+	var tg train.Target
+	if ck.Target != posterior.TargetName {
+		if tg, err = train.NewTarget(ck.Target); err != nil {
+			return err
+		}
+	}
+	cs, err := openCheckpoint(ck)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+	tr := cs.tr
+	s, err := tr.Sample(*n, 0xe7a1)
+	if err != nil {
+		return err
+	}
+	if cs.setup != nil {
+		// A posterior: log Z is unknown and there are no exact samples; the constraint's
+		// own score of the pushed-forward samples stands in for W2.
+		est := train.EstimateLogZ(s.LogW, math.NaN())
+		fmt.Printf("target        posterior of %s, %d iterations, %s\n", cs.setup.Describe(), ck.Iter, ck.Cfg.Objective)
+		if ck.Cfg.Classes > 0 {
+			fmt.Printf("amortised     %d conditions, one sampler\n", ck.Cfg.Classes)
+		}
+		if ck.Cfg.Objective == kernels.RTB {
+			fmt.Printf("relative TB   from the prior sampler %s (log Ẑ is of prior sampler × r)\n", ck.Meta["rtb.from"])
+		}
+		fmt.Printf("samples       %d\n", *n)
+		fmt.Printf("log Ẑ (ELBO)  %.4f\n", est.ELBO)
+		fmt.Printf("log Ẑ^RW      %.4f\n", est.IW)
+		if ck.Cfg.Classes > 0 {
+			// Per condition: log Ẑ over that condition's samples, and TB's learned log Z.
+			var logZ []float32
+			if ck.Cfg.Objective != kernels.VarGrad {
+				if logZ, err = tr.Net.LogZ.Value.Read(); err != nil {
+					return err
+				}
+			}
+			for y := 0; y < ck.Cfg.Classes; y++ {
+				var w []float64
+				for i, lab := range s.Labels {
+					if lab == y {
+						w = append(w, s.LogW[i])
+					}
+				}
+				if len(w) == 0 {
+					continue
+				}
+				e := train.EstimateLogZ(w, math.NaN())
+				line := fmt.Sprintf("  %-11s log Ẑ %.4f, log Ẑ^RW %.4f (%d samples)", cs.setup.Family.Describe(y), e.ELBO, e.IW, len(w))
+				if logZ != nil {
+					line += fmt.Sprintf(", learned log Z %.4f", logZ[y])
+				}
+				fmt.Println(line)
+			}
+		}
+		score, err := scorePosterior(cs.l, cs.setup, s)
+		if err != nil {
+			return err
+		}
+		for _, k := range sortedKeys(score) {
+			fmt.Printf("%-13s %.4f\n", k, score[k])
+		}
+		return nil
+	}
+	logZ, _ := tg.LogZ()
+	est := train.EstimateLogZ(s.LogW, logZ)
+	truth := tg.Sample(rand.New(rand.NewPCG(*seed, 99)), *n)
+	w2, err := train.W2(s.Z, truth)
+	if err != nil {
+		return err
+	}
+	eubo, err := tr.EUBO(truth, 0xe0b0)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("target        %s (d=%d), %d iterations, %s\n", tg.Name(), tg.Dim(), ck.Iter, ck.Cfg.Objective)
+	fmt.Printf("samples       %d\n", *n)
+	fmt.Printf("log Z (true)  %.4f\n", logZ)
+	fmt.Printf("log Ẑ (ELBO)  %.4f   Δ    = %.4f\n", est.ELBO, est.Delta)
+	fmt.Printf("log Ẑ^RW      %.4f   Δ^RW = %.4f\n", est.IW, est.DelRW)
+	fmt.Printf("EUBO          %.4f   EUBO − log Z = %.4f\n", eubo, eubo-logZ)
+	fmt.Printf("W2            %.4f\n", w2)
+	return nil
+}
