@@ -10,7 +10,8 @@ import (
 type Activation uint32
 
 // The activations. LeakyReLU has slope LeakySlope for x ≤ 0; GELU is the tanh form
-// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); Clip is clamp(x, ±DriftClip), the bound on
+// the sampler network's output (its derivative is 1 inside, 0 at or beyond the bound).
 const (
 	Identity Activation = iota
 	ReLU
@@ -20,12 +21,19 @@ const (
 	Tanh
 	Sigmoid
 	Softplus
+	Clip
 )
+
+// DriftClip bounds every component of the sampler's drift, clip(NN₁ + NN₂·clip(∇log R,
+// ±100), ±1e4) (Sendera et al. 2024, Eq. 17): a guard against runaway outputs that a
+// healthy run never reaches. CLIP_BOUND in activations.wgsl and DRIFT_CLIP in langevin.wgsl
+// and tb_drift_grad.wgsl hold the same value.
+const DriftClip = 1e4
 
 // LeakySlope is LeakyReLU's slope for negative inputs.
 const LeakySlope = 0.01
 
-var activationNames = []string{"identity", "relu", "leakyrelu", "silu", "gelu", "tanh", "sigmoid", "softplus"}
+var activationNames = []string{"identity", "relu", "leakyrelu", "silu", "gelu", "tanh", "sigmoid", "softplus", "clip"}
 
 func (a Activation) String() string {
 	if int(a) < len(activationNames) {
@@ -73,6 +81,8 @@ func RefActivate(a Activation, x float64) float64 {
 		return sigmoid64(x)
 	case Softplus:
 		return math.Max(x, 0) + math.Log1p(math.Exp(-math.Abs(x)))
+	case Clip:
+		return math.Max(-DriftClip, math.Min(x, DriftClip))
 	}
 	return x
 }
@@ -106,6 +116,11 @@ func RefActivateGrad(a Activation, x float64) float64 {
 		return s * (1 - s)
 	case Softplus:
 		return sigmoid64(x)
+	case Clip:
+		if math.Abs(x) < DriftClip {
+			return 1
+		}
+		return 0
 	}
 	return 1
 }

@@ -11,7 +11,16 @@ import (
 // multiple of the 256-invocation workgroup.
 var ewShapes = [][]int{{1}, {7}, {13, 7}, {129, 257}}
 
-var ewActivations = []Activation{Identity, ReLU, LeakyReLU, SiLU, GELU, Tanh, Sigmoid, Softplus}
+var ewActivations = []Activation{Identity, ReLU, LeakyReLU, SiLU, GELU, Tanh, Sigmoid, Softplus, Clip}
+
+// ewScale is the spread of the test inputs for a: 3 reaches both tails of the saturating
+// activations; Clip's inputs straddle its bound ±DriftClip.
+func ewScale(a Activation) float64 {
+	if a == Clip {
+		return 1.2 * DriftClip
+	}
+	return 3
+}
 
 // forEachEwTarget runs f as a subtest twice: with grids planned for a GPU (one element
 // or row per invocation, folded grids, 256-wide reduction workgroups) and for a CPU
@@ -47,8 +56,7 @@ func TestActivate(t *testing.T) {
 		for _, a := range ewActivations {
 			for _, shape := range ewShapes {
 				n := ewNumel(shape)
-				// Scale 3 reaches both tails of the saturating activations.
-				xs := randn(rng, n, 3)
+				xs := randn(rng, n, ewScale(a))
 				x := mustTensor(t, l, "x", xs, shape...)
 				y := poisoned(t, l, "y", shape...)
 				op, err := l.Activate(y, x, a)
@@ -66,7 +74,7 @@ func TestActivateBackward(t *testing.T) {
 		for _, a := range ewActivations {
 			for _, shape := range ewShapes {
 				n := ewNumel(shape)
-				xs, dys := randn(rng, n, 3), randn(rng, n, 1)
+				xs, dys := randn(rng, n, ewScale(a)), randn(rng, n, 1)
 				x := mustTensor(t, l, "x", xs, shape...)
 				dy := mustTensor(t, l, "dy", dys, shape...)
 				dx := poisoned(t, l, "dx", shape...)

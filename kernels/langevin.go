@@ -45,7 +45,7 @@ func clampNaN(x, c float64) float64 {
 func RefLangevinDrift(nn, g []float64, scaleK, clip float64) []float64 {
 	out := make([]float64, len(nn))
 	for i := range nn {
-		out[i] = nn[i] + scaleK*clampNaN(g[i], clip)
+		out[i] = math.Max(-DriftClip, math.Min(nn[i]+scaleK*clampNaN(g[i], clip), DriftClip))
 	}
 	return out
 }

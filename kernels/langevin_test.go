@@ -10,7 +10,10 @@ func TestLangevinDriftAndScaleGrad(t *testing.T) {
 	rng := testRNG(t)
 	for _, s := range []struct{ b, d, steps, k int }{{1, 1, 1, 0}, {7, 13, 5, 3}, {300, 32, 100, 99}} {
 		nnv, g, du := randn(rng, s.b*s.d, 1), randn(rng, s.b*s.d, 80), randn(rng, s.b*s.d, 1)
-		g[0] = float32(math.NaN()) // outside the support: counts as 0
+		g[0] = float32(math.NaN())         // outside the support: counts as 0
+		for i := 1; i < len(nnv); i += 5 { // beyond the drift bound: clipped
+			nnv[i] *= 3 * DriftClip
+		}
 		sc, ds0 := randn(rng, s.steps, 1), randn(rng, s.steps, 1)
 		u := poisoned(t, l, "u", s.b, s.d)
 		ds := mustTensor(t, l, "dscale", ds0, s.steps)

@@ -106,7 +106,9 @@ func (l *Library) TBDriftGrad(du, z0, z1, u, coef *Tensor, dt, sigma2 float64) (
 func RefTBDriftGrad(z0, z1, u, coef []float64, dim int, dt, sigma2 float64) []float64 {
 	out := make([]float64, len(z0))
 	for i := range out {
-		out[i] = coef[i/dim] * (z1[i] - z0[i] - u[i]*dt) / sigma2
+		if math.Abs(u[i]) < DriftClip { // the clipped drift passes no gradient
+			out[i] = coef[i/dim] * (z1[i] - z0[i] - u[i]*dt) / sigma2
+		}
 	}
 	return out
 }

@@ -61,6 +61,10 @@ func TestTBDriftGrad(t *testing.T) {
 	rng := testRNG(t)
 	for _, s := range []struct{ b, d int }{{1, 1}, {7, 13}, {300, 32}} {
 		z0, z1, u, c := randn(rng, s.b*s.d, 1), randn(rng, s.b*s.d, 1), randn(rng, s.b*s.d, 3), randn(rng, s.b, 1)
+		// Drifts at the bound ±DriftClip pass no gradient; just inside they do.
+		for i := 0; i < len(u); i += 3 {
+			u[i] = float32([]float64{DriftClip, -DriftClip, 0.999 * DriftClip, -0.999 * DriftClip}[(i/3)%4])
+		}
 		du := poisoned(t, l, "du", s.b, s.d)
 		op, err := l.TBDriftGrad(du, mustTensor(t, l, "z0", z0, s.b, s.d), mustTensor(t, l, "z1", z1, s.b, s.d),
 			mustTensor(t, l, "u", u, s.b, s.d), mustTensor(t, l, "coef", c, s.b), 0.01, 5)

@@ -4,10 +4,11 @@
 // `//!include activations.wgsl` (appended at the end, so line numbers in the including
 // file stay true). `act` takes the values of kernels.Activation:
 //   0 identity, 1 ReLU, 2 LeakyReLU (slope LEAKY_SLOPE), 3 SiLU, 4 GELU (tanh form),
-//   5 tanh, 6 sigmoid, 7 softplus.
+//   5 tanh, 6 sigmoid, 7 softplus, 8 clip (clamp to ±CLIP_BOUND: the sampler's drift bound).
 // act_fwd(x) is f(x); act_bwd(x) is f'(x) evaluated at the pre-activation x.
 
 const LEAKY_SLOPE: f32 = 0.01;
+const CLIP_BOUND: f32 = 1e4; // kernels.DriftClip
 const GELU_C: f32 = 0.7978845608028654; // sqrt(2/pi)
 const GELU_A: f32 = 0.044715;
 
@@ -42,6 +43,7 @@ fn act_fwd(x: f32, act: u32) -> f32 {
 		case 5u: { return tanh_f(x); }
 		case 6u: { return sigmoid_f(x); }
 		case 7u: { return softplus_f(x); }
+		case 8u: { return clamp(x, -CLIP_BOUND, CLIP_BOUND); }
 		default: { return x; }
 	}
 }
@@ -69,6 +71,7 @@ fn act_bwd(x: f32, act: u32) -> f32 {
 			return s * (1.0 - s);
 		}
 		case 7u: { return sigmoid_f(x); }
+		case 8u: { return select(0.0, 1.0, abs(x) < CLIP_BOUND); }
 		default: { return 1.0; }
 	}
 }

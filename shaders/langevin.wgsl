@@ -1,7 +1,8 @@
 // langevin.wgsl — the Langevin-parametrised drift of one step k:
-//   u[i] = nn[i] + scale[k] · clamp(g[i], −c, c)
+//   u[i] = clamp(nn[i] + scale[k] · clamp(g[i], −c, c), ±DRIFT_CLIP)
 // where nn is the network's drift, g = ∇log R(z_k) and scale[k] the time-only network's
-// output for step k. Its gradients are in langevin_grad.wgsl.
+// output for step k; the outer clamp is the drift bound of every sampler (kernels.DriftClip,
+// whose derivative tb_drift_grad.wgsl applies). Its gradients are in langevin_grad.wgsl.
 //
 // Bindings (group 0):
 //   0: nn     array<f32>, [B, d], read
@@ -23,6 +24,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> u: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
+const DRIFT_CLIP: f32 = 1e4; // kernels.DriftClip
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -33,7 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 	// A NaN gradient (outside the target's support) contributes nothing, as
 	// torch.nan_to_num does in the reference implementation.
 	let gi = finite_clamp(g[i], p.clip);
-	u[i] = nn[i] + scale[p.k] * gi;
+	u[i] = clamp(nn[i] + scale[p.k] * gi, -DRIFT_CLIP, DRIFT_CLIP);
 }
 
 // finite_clamp clamps x to ±c and maps NaN to 0. The NaN test looks at the bits: compilers

@@ -3,6 +3,8 @@
 //   ∂log p_F/∂u_j = (z_{k+1,j} − z_{k,j} − u_j dt) / σ²
 // and with coef_b = ∂L/∂log p_F(τ_b):
 //   du[b, j] = coef_b · (z1[b, j] − z0[b, j] − u[b, j]·dt) / σ²
+// u is the clipped drift clip(v, ±DRIFT_CLIP) of the network's output v, so ∂L/∂v = du
+// inside the bound and 0 where |u| reached it: du is written as 0 there.
 //
 // Bindings (group 0):
 //   0: z0    array<f32>, [B, d], read (z_k)
@@ -27,6 +29,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> du: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
+const DRIFT_CLIP: f32 = 1e4; // kernels.DriftClip
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -35,5 +39,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 		return;
 	}
 	let b = i / p.dim;
-	du[i] = coef[b] * (z1[i] - z0[i] - u[i] * p.dt) / p.sigma2;
+	du[i] = select(0.0, coef[b] * (z1[i] - z0[i] - u[i] * p.dt) / p.sigma2, abs(u[i]) < DRIFT_CLIP);
 }

@@ -38,12 +38,17 @@ func (t *Trainer) SaveWith(path string, target string, extra map[string]string) 
 		}
 		ts = append(ts, nn.NamedTensor{Name: m.Label(), Shape: []int{m.Len()}, Data: v})
 	}
-	if t.buffer != nil {
-		v, err := t.buffer.Read()
+	for _, b := range t.buffers() {
+		v, err := b.buf.z.Read()
 		if err != nil {
 			return err
 		}
-		ts = append(ts, nn.NamedTensor{Name: "replay.buffer", Shape: append([]int(nil), t.buffer.Shape...), Data: v})
+		lr, err := b.buf.logR.Read()
+		if err != nil {
+			return err
+		}
+		ts = append(ts, nn.NamedTensor{Name: b.name + ".buffer", Shape: append([]int(nil), b.buf.z.Shape...), Data: v},
+			nn.NamedTensor{Name: b.name + ".logr", Shape: []int{len(lr)}, Data: lr})
 	}
 	if p := t.opt.Prior; p != nil {
 		// Relative TB: the frozen prior travels with the checkpoint, so that resuming
@@ -64,7 +69,9 @@ func (t *Trainer) SaveWith(path string, target string, extra map[string]string) 
 	md := map[string]string{
 		"format": "osds-sampler-checkpoint-1", "config": string(cfg), "target": target,
 		"iteration": strconv.Itoa(t.iter), "dim": strconv.Itoa(t.Net.Dim),
-		"replay_inserted": strconv.Itoa(t.inserted),
+	}
+	for _, b := range t.buffers() {
+		md[b.name+"_inserted"] = strconv.Itoa(b.buf.inserted)
 	}
 	for k, v := range extra {
 		if _, own := md[k]; own {
@@ -77,6 +84,25 @@ func (t *Trainer) SaveWith(path string, target string, extra map[string]string) 
 		md["ls_calls"] = strconv.Itoa(t.ls.calls)
 	}
 	return nn.WriteSafetensors(path, ts, md)
+}
+
+// namedBuffer is a replay buffer with the prefix of its tensors and count in checkpoints.
+type namedBuffer struct {
+	name string
+	buf  *replayBuffer
+}
+
+// buffers lists the trainer's replay buffers: "replay" (forward states) and, with local
+// search, "ls" (its chains' states).
+func (t *Trainer) buffers() []namedBuffer {
+	var out []namedBuffer
+	if t.buffer != nil {
+		out = append(out, namedBuffer{"replay", t.buffer})
+	}
+	if t.ls != nil {
+		out = append(out, namedBuffer{"ls", t.ls.buf})
+	}
+	return out
 }
 
 // rtbPriorPrefix names the frozen prior's parameters in a relative-TB checkpoint.
@@ -177,16 +203,27 @@ func (t *Trainer) Restore(c *Checkpoint) (err error) {
 			return err
 		}
 	}
-	if t.buffer != nil {
-		x, ok := byName["replay.buffer"]
+	for _, b := range t.buffers() {
+		x, ok := byName[b.name+".buffer"]
 		if !ok {
+			if b.name == "ls" { // written before local search had its own buffer: start it empty
+				continue
+			}
 			return fmt.Errorf("train: checkpoint lacks the replay buffer")
 		}
-		if err := t.buffer.Write(x.Data); err != nil {
+		if err := b.buf.z.Write(x.Data); err != nil {
 			return err
 		}
-		if t.inserted, err = strconv.Atoi(c.Meta["replay_inserted"]); err != nil {
-			return fmt.Errorf("train: checkpoint: bad replay count %q", c.Meta["replay_inserted"])
+		// Checkpoints from before the buffer kept log R lack it; only ranking needs it.
+		if lr, ok := byName[b.name+".logr"]; ok {
+			if err := b.buf.logR.Write(lr.Data); err != nil {
+				return err
+			}
+		} else if t.Cfg.Rank {
+			return fmt.Errorf("train: checkpoint lacks the %s buffer's log R, which rank-prioritised replay needs", b.name)
+		}
+		if b.buf.inserted, err = strconv.Atoi(c.Meta[b.name+"_inserted"]); err != nil {
+			return fmt.Errorf("train: checkpoint: bad %s buffer count %q", b.name, c.Meta[b.name+"_inserted"])
 		}
 	}
 	if t.ls != nil {

@@ -6,13 +6,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"osds/kernels"
 )
 
 // TestResumeIsBitIdentical trains 2k iterations straight, and k, save, load into a fresh
 // trainer, k more: parameters must be identical bit for bit.
 func TestResumeIsBitIdentical(t *testing.T) {
 	l := testLibrary(t)
+	for _, rank := range []bool{false, true} {
+		t.Run(map[bool]string{false: "uniform replay", true: "rank replay"}[rank], func(t *testing.T) { testResume(t, l, rank) })
+	}
+}
+
+func testResume(t *testing.T, l *kernels.Library, rank bool) {
 	cfg := DefaultConfig(GMM25{})
+	cfg.Rank = rank
 	cfg.Steps, cfg.Batch, cfg.Explore, cfg.ExploreIters = 8, 64, 0.2, 100
 	// Replay and local search too: the buffer, its fill count and the MALA step size are
 	// part of the checkpoint.

@@ -7,12 +7,14 @@ import (
 	"osds/kernels"
 )
 
-// localSearch holds the MALA chains of local search (Cfg.LS) and their ops.
+// localSearch holds the MALA chains of local search (Cfg.LS), their ops, and the buffer
+// of their states (D_LS) that replay trains on once it holds a batch.
 type localSearch struct {
 	x, g, lr, xp, gp, lrp, acc *kernels.Tensor
-	idx                        *kernels.IndexTensor
-	draw, gather               *kernels.Op
-	here, there                *Reward // log R and ∇log R at the states and at the proposals
+	start                      *bufferDraw // starting states from the forward buffer into x
+	buf                        *replayBuffer
+	replay                     *bufferDraw // a replay batch from buf into the backward graph
+	here, there                *Reward     // log R and ∇log R at the states and at the proposals
 	step                       *kernels.MALAStep
 	eta                        float64
 	calls                      int
@@ -37,20 +39,16 @@ func (t *Trainer) initLocalSearch() error {
 			return err
 		}
 	}
-	// Chains start from buffer states drawn in blocks (see Trainer.block): chain b keeps
-	// the condition of training row b, the conditions its reward is built for.
-	k := t.block
-	if ls.idx, err = kernels.NewIndexTensor(l.Device(), "ls draw", m/k, t.buffer.Rows()/k); err != nil {
+	// Chains start from forward-buffer states drawn in blocks (see Trainer.block): chain b
+	// keeps the condition of training row b, the conditions its reward is built for. The
+	// chains' states enter D_LS in the same row order.
+	if ls.start, err = newBufferDraw(l, t.buffer, ls.x, t.Cfg.Rank, t.Cfg.Seed^0x15); err != nil {
 		return err
 	}
-	if ls.draw, err = l.RandIndex(ls.idx, t.buffer.Rows()/k, t.Cfg.Seed^0x15, 0); err != nil {
+	if ls.buf, err = newReplayBuffer(l, "local-search buffer", t.buffer.rows(), d, t.block); err != nil {
 		return err
 	}
-	xb, err := ls.x.Reshaped(m/k, k*d)
-	if err != nil {
-		return err
-	}
-	if ls.gather, err = l.Gather(xb, t.bufBlocks, ls.idx); err != nil {
+	if ls.replay, err = newBufferDraw(l, ls.buf, t.back.Z[t.Cfg.Steps], t.Cfg.Rank, t.Cfg.Seed^0x1b5); err != nil {
 		return err
 	}
 	reward := t.rewardFor(t.labels)
@@ -64,27 +62,28 @@ func (t *Trainer) initLocalSearch() error {
 	return err
 }
 
-// runLocalSearch draws Batch states from the buffer, runs the MALA chains and pushes their
-// states after burn-in into the buffer. It waits on the GPU every 5 steps to adapt η from
+// runLocalSearch draws Batch states from the forward buffer (uniformly or by rank), runs
+// the MALA chains and, after burn-in, pushes their states after every step into D_LS (a
+// rejected proposal repeats its chain's state, as an MCMC sample should; the published
+// code keeps accepted proposals only). It waits on the GPU every 5 steps to adapt η from
 // the acceptance rate, which is why it runs only every LS.Every iterations.
 func (t *Trainer) runLocalSearch() error {
 	ls, cfg := t.ls, t.Cfg.LS
-	filled := min(t.inserted, t.buffer.Rows())
-	if err := ls.draw.SetParams(t.Lib.Device(), kernels.RandIndexParams(t.Cfg.Batch/t.block, filled/t.block, t.Cfg.Seed^0x15, uint32(ls.calls), 0)); err != nil {
+	if err := ls.start.set(t.Lib, uint32(ls.calls)); err != nil {
 		return err
 	}
 	r, err := t.Lib.NewRecorder("local search start")
 	if err != nil {
 		return err
 	}
-	r.Record(ls.draw, ls.gather)
+	ls.start.record(r)
 	r.Record(ls.here.Ops...)
 	r.Encoder().ClearBuffer(ls.acc.Buf, 0, uint64(4*ls.acc.Len()))
 	if err := r.Submit(); err != nil {
 		return err
 	}
 	prevAcc := 0.0
-	const adaptEvery, pushEvery = 5, 25
+	const adaptEvery = 5
 	for k := 0; k < cfg.Steps; k += adaptEvery {
 		r, err := t.Lib.NewRecorder("local search")
 		if err != nil {
@@ -105,8 +104,8 @@ func (t *Trainer) runLocalSearch() error {
 			if r, err = t.Lib.NewRecorder("local search"); err != nil {
 				return err
 			}
-			if s >= cfg.Burn && (s-cfg.Burn)%pushEvery == pushEvery-1 {
-				t.pushToBuffer(r, ls.x)
+			if s >= cfg.Burn {
+				ls.buf.push(r, ls.x, ls.lr)
 			}
 		}
 		if err := r.Submit(); err != nil {
@@ -135,14 +134,6 @@ func (t *Trainer) runLocalSearch() error {
 	return nil
 }
 
-// pushToBuffer records copying a [Batch, d] tensor into the replay buffer (FIFO).
-func (t *Trainer) pushToBuffer(r *kernels.Recorder, z *kernels.Tensor) {
-	B, d := t.Cfg.Batch, t.Net.Dim
-	at := uint64(t.inserted%t.buffer.Rows()) * uint64(4*d)
-	r.Encoder().CopyBufferToBuffer(z.Buf, 0, t.buffer.Buf, at, uint64(4*B*d))
-	t.inserted += B
-}
-
 func (ls *localSearch) release() {
 	if ls == nil {
 		return
@@ -150,15 +141,12 @@ func (ls *localSearch) release() {
 	for _, x := range []*kernels.Tensor{ls.x, ls.g, ls.lr, ls.xp, ls.gp, ls.lrp, ls.acc} {
 		x.Release()
 	}
-	for _, o := range []*kernels.Op{ls.draw, ls.gather} {
-		o.Release()
-	}
+	ls.start.release()
+	ls.replay.release()
+	ls.buf.release()
 	ls.here.Release()
 	ls.there.Release()
 	if ls.step != nil {
 		ls.step.Release()
-	}
-	if ls.idx != nil {
-		ls.idx.Buf.Release()
 	}
 }

@@ -28,14 +28,21 @@ type Config struct {
 	Seed         uint64
 	// BothWays alternates: even iterations train on forward (exploratory) trajectories,
 	// whose terminal states enter a FIFO replay buffer of Buffer states; odd iterations
-	// train on Brownian-bridge backward trajectories from states drawn uniformly from it.
+	// train on Brownian-bridge backward trajectories from states drawn from it (or from
+	// local search's buffer, see LS), uniformly or by rank (Rank).
 	BothWays bool
 	Buffer   int
+	// Rank draws the replayed states and local search's starting states rank-prioritised
+	// by their log R (row of rank r among N: weight ∝ 1/(0.01·N + r), kernels.RankSampler)
+	// instead of uniformly. Unconditional samplers only: an amortised sampler replays
+	// whole blocks of conditions, whose log R values do not compare.
+	Rank bool
 	// Langevin adds the Langevin parametrisation u = NN₁(z, t) + NN₂(t)·clip(∇log R(z), ±100):
 	// one gradient of log R per step, the scalar NN₂ starting at 0.01.
 	Langevin bool
 	// LocalSearch (with BothWays) runs MALA chains from Batch buffer states every
-	// LS.Every iterations and pushes their states after burn-in into the buffer.
+	// LS.Every iterations; their states after every post-burn-in step enter a buffer of
+	// their own (D_LS, of Buffer states), which replay trains on once it holds a batch.
 	LS LocalSearch
 	// Classes > 0 makes the sampler amortised over the conditions y ∈ {0, …, Classes−1}
 	// (e.g. the classes of a classifier constraint): one network u_φ(z, t, y) for all of
@@ -51,7 +58,7 @@ type Config struct {
 
 // LocalSearch configures MALA local search on replay-buffer samples: Steps MALA steps
 // with step size Eta (adapted ×1.01 / ×0.99 every 5 steps towards acceptance 0.574) on
-// R^Beta; after Burn steps the chains' states enter the buffer every 25 steps.
+// R^Beta; after Burn steps the chains' states enter the local-search buffer every step.
 type LocalSearch struct {
 	Every, Steps, Burn int
 	Eta, Beta          float64
@@ -91,6 +98,10 @@ func (c Config) check() error {
 		return fmt.Errorf("train: local search needs the target density, but relative TB's target is the prior sampler's marginal × r, whose density is unknown")
 	case c.Classes < 0 || c.Classes > kernels.MaxConditions:
 		return fmt.Errorf("train: %d conditions (want 0 for an unconditional sampler, or 1..%d)", c.Classes, kernels.MaxConditions)
+	case c.Rank && !c.BothWays:
+		return fmt.Errorf("train: rank-prioritised replay needs a replay buffer (--both-ways or --local-search)")
+	case c.Rank && c.Classes > 0:
+		return fmt.Errorf("train: rank-prioritised replay ranks single states by log R, but an amortised sampler replays blocks of %d conditions whose rewards do not compare: use uniform replay", c.Classes)
 	case c.Classes > 0 && c.BothWays && c.Batch%c.Classes != 0:
 		return fmt.Errorf("train: an amortised sampler over %d conditions with a replay buffer needs a batch that is a multiple of %d (got %d)", c.Classes, c.Classes, c.Batch)
 	}
@@ -575,6 +586,12 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			g.stepOps = append(g.stepOps, b.Op)
 		}
 	}
+	// The drift is bounded at ±kernels.DriftClip: by the last layer's epilogue, or with the
+	// Langevin term by LangevinDrift, which clips the sum.
+	lastAct := kernels.Clip
+	if lp {
+		lastAct = kernels.Identity
+	}
 	for k := 0; k < T; k++ {
 		g.U[k] = g.tensor(fmt.Sprintf("u%d", k), B, d)
 		out := g.U[k]
@@ -590,7 +607,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			op(l.Activate(g.a1[k], g.h1[k], kernels.GELU)),
 			op(n.L2.Forward(l, g.h2[k], g.a1[k], kernels.Identity)),
 			op(l.Activate(g.a2[k], g.h2[k], kernels.GELU)),
-			op(n.L3.Forward(l, out, g.a2[k], kernels.Identity)))
+			op(n.L3.Forward(l, out, g.a2[k], lastAct)))
 		if lp {
 			g.stepOps = append(g.stepOps, op(l.LangevinDrift(g.U[k], g.unn, g.G[k], g.scale, k, LangevinClip)))
 		}

@@ -24,25 +24,20 @@ type Trainer struct {
 	// samplers: row b has condition b mod Classes; nil otherwise).
 	labels []int
 
-	// Replay (Cfg.BothWays): backward-trajectory graph, buffer of terminal states, and the
-	// ops that draw a batch of buffer rows into the backward graph's Z[T].
-	back   *Graph
-	buffer *kernels.Tensor
+	// Replay (Cfg.BothWays): the backward-trajectory graph, the buffer of forward terminal
+	// states (D_buffer) and the draw of a batch from it into the backward graph's Z[T].
 	// block is the replay unit in rows: 1, or Classes for an amortised sampler, whose
 	// buffer holds whole batches in their row order (buffer row r has condition r mod
 	// Classes), drawn in blocks of Classes consecutive rows so that every drawn row keeps
-	// the condition of the row it fills. bufBlocks views the buffer as [rows/block,
-	// block·d].
-	block     int
-	bufBlocks *kernels.Tensor
-	idx       *kernels.IndexTensor
-	draw      *kernels.Op
-	gather    *kernels.Op
-	inserted  int // terminal states pushed into the buffer so far
-	ls        *localSearch
-	opts      []*kernels.Adam
-	moment    []*kernels.Tensor
-	iter      int
+	// the condition of the row it fills.
+	back   *Graph
+	buffer *replayBuffer
+	replay *bufferDraw
+	block  int
+	ls     *localSearch
+	opts   []*kernels.Adam
+	moment []*kernels.Tensor
+	iter   int
 
 	ring    []*gpu.Buffer
 	pending []*gpu.MapRequest
@@ -221,26 +216,11 @@ func (t *Trainer) initReplay() error {
 		return err
 	}
 	// The buffer holds whole batches: capacity rounded down to a multiple of the batch.
-	rows := t.Cfg.Buffer / B * B
-	if t.buffer, err = kernels.NewTensor(l.Device(), "replay buffer", rows, d); err != nil {
-		return err
-	}
 	t.block = max(1, t.Cfg.Classes)
-	k := t.block
-	if t.bufBlocks, err = t.buffer.Reshaped(rows/k, k*d); err != nil {
+	if t.buffer, err = newReplayBuffer(l, "replay buffer", t.Cfg.Buffer/B*B, d, t.block); err != nil {
 		return err
 	}
-	if t.idx, err = kernels.NewIndexTensor(l.Device(), "replay draw", B/k, rows/k); err != nil {
-		return err
-	}
-	if t.draw, err = l.RandIndex(t.idx, rows/k, t.Cfg.Seed^0xb0ff, 0); err != nil {
-		return err
-	}
-	dst, err := t.back.Z[t.Cfg.Steps].Reshaped(B/k, k*d)
-	if err != nil {
-		return err
-	}
-	t.gather, err = l.Gather(dst, t.bufBlocks, t.idx)
+	t.replay, err = newBufferDraw(l, t.buffer, t.back.Z[t.Cfg.Steps], t.Cfg.Rank, t.Cfg.Seed^0xb0ff)
 	return err
 }
 
@@ -260,17 +240,22 @@ func (t *Trainer) explore(it int) float64 {
 // iteration.
 func (t *Trainer) Step() (st Stats, ok bool, err error) {
 	it := t.iter
-	if t.ls != nil && it > 0 && it%t.Cfg.LS.Every == 0 && t.inserted >= t.Cfg.Batch {
+	if t.ls != nil && it > 0 && it%t.Cfg.LS.Every == 0 && t.buffer.inserted >= t.Cfg.Batch {
 		if err := t.runLocalSearch(); err != nil {
 			return st, false, fmt.Errorf("train: local search at iteration %d: %w", it, err)
 		}
 	}
 	g := t.graph
-	replay := t.Cfg.BothWays && it%2 == 1 && t.inserted >= t.Cfg.Batch
+	replay := t.Cfg.BothWays && it%2 == 1 && t.buffer.inserted >= t.Cfg.Batch
+	// Replay trains on local search's states once it has made some (as in the published
+	// runs), else on the forward samples.
+	draw := t.replay
+	if replay && t.ls != nil && t.ls.buf.inserted >= t.Cfg.Batch {
+		draw = t.ls.replay
+	}
 	if replay {
 		g = t.back
-		filled := min(t.inserted, t.buffer.Rows())
-		if err := t.draw.SetParams(t.Lib.Device(), kernels.RandIndexParams(t.Cfg.Batch/t.block, filled/t.block, t.Cfg.Seed^0xb0ff, uint32(it), 0)); err != nil {
+		if err := draw.set(t.Lib, uint32(it)); err != nil {
 			return st, false, err
 		}
 	}
@@ -296,7 +281,7 @@ func (t *Trainer) Step() (st Stats, ok bool, err error) {
 		return st, ok, err
 	}
 	if replay {
-		r.Record(t.draw, t.gather)
+		draw.record(r)
 	}
 	g.RecordForward(r)
 	g.RecordBackward(r)
@@ -306,7 +291,7 @@ func (t *Trainer) Step() (st Stats, ok bool, err error) {
 	enc := r.Encoder()
 	if t.Cfg.BothWays && !replay {
 		// FIFO: this batch's terminal states overwrite the oldest batch in the buffer.
-		t.pushToBuffer(r, g.Z[t.Cfg.Steps])
+		t.buffer.push(r, g.Z[t.Cfg.Steps], g.LogR)
 	}
 	// Loss statistics and the learned log Z of this iteration, for the host to read later
 	// (amortised: the mean over the conditions, which the loss writes into stats[1]).
@@ -377,12 +362,8 @@ func (t *Trainer) Release() {
 		t.back.Release()
 	}
 	t.ls.release()
-	t.draw.Release()
-	t.gather.Release()
-	t.buffer.Release()
-	if t.idx != nil {
-		t.idx.Buf.Release()
-	}
+	t.replay.release()
+	t.buffer.release()
 	for _, a := range t.opts {
 		a.Release()
 	}

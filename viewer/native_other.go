@@ -1,4 +1,4 @@
-//go:build !linux && !freebsd && !windows
+//go:build !linux && !freebsd && !windows && !(darwin && metal)
 
 package viewer
 
@@ -17,9 +17,12 @@ const displayVar = "a desktop session"
 // haveDisplay lets Open try (and windowSource fail with a clear error).
 func haveDisplay() bool { return true }
 
-// windowSource is not written for this OS. macOS needs a CAMetalLayer set as the layer
-// of the Cocoa window's content view (Objective-C), which gpu.WindowSource.MetalLayer
-// then takes.
+// windowSource has no surface for this OS, or for macOS built without -tags metal
+// (surfaces exist for X11 and Wayland on Linux and the BSDs, Win32 on Windows, and the
+// opt-in Cocoa/Metal one).
 func windowSource(w *glfw.Window) (gpu.WindowSource, error) {
-	return gpu.WindowSource{}, fmt.Errorf("viewer: window surfaces on %s are not supported yet (Linux/BSD X11 or Wayland, and Windows, are)", runtime.GOOS)
+	if runtime.GOOS == "darwin" {
+		return gpu.WindowSource{}, fmt.Errorf("viewer: the macOS window surface (a CAMetalLayer) is built only with -tags metal: it is written but has not been run on a Mac yet (go build -tags metal ./cmd/osds)")
+	}
+	return gpu.WindowSource{}, fmt.Errorf("viewer: window surfaces on %s are not supported (Linux/BSD X11 or Wayland, macOS and Windows are)", runtime.GOOS)
 }

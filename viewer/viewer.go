@@ -337,9 +337,9 @@ func (w *Window) Close() {
 	}
 }
 
-// Keys returns the keys pressed since the last call, by name: "r", "p", "s", "l", "space",
-// "+", "-", "[", "]", "escape", "q" (others are ignored). Call it after Draw, which polls
-// events.
+// Keys returns the keys pressed since the last call, by name: "r", "p", "s", "l", "a",
+// "space", "+", "-", "[", "]", "escape", "q" and the digits "0".."9" (others are ignored).
+// Call it after Draw, which polls events.
 func (w *Window) Keys() []string {
 	out := w.keys
 	w.keys = nil
@@ -351,7 +351,11 @@ func (w *Window) listenKeys() {
 	names := map[glfw.Key]string{glfw.KeyR: "r", glfw.KeyP: "p", glfw.KeyS: "s", glfw.KeySpace: "space",
 		glfw.KeyEqual: "+", glfw.KeyKPAdd: "+", glfw.KeyMinus: "-", glfw.KeyKPSubtract: "-",
 		glfw.KeyLeftBracket: "[", glfw.KeyRightBracket: "]", glfw.KeyL: "l",
-		glfw.KeyEscape: "escape", glfw.KeyQ: "q"}
+		glfw.KeyEscape: "escape", glfw.KeyQ: "q", glfw.KeyA: "a"}
+	for d := 0; d <= 9; d++ {
+		names[glfw.Key0+glfw.Key(d)] = fmt.Sprint(d)
+		names[glfw.KeyKP0+glfw.Key(d)] = fmt.Sprint(d)
+	}
 	w.win.SetKeyCallback(func(_ *glfw.Window, key glfw.Key, _ int, action glfw.Action, _ glfw.ModifierKey) {
 		if action != glfw.Press {
 			return

@@ -351,6 +351,26 @@ func TestViewerDensityShowsPoints(t *testing.T) {
 // BenchmarkDrawDensity measures one frame of the density view of 300 points in a 480×480
 // window (the live view of `osds train --view`), drawing and presenting included.
 func BenchmarkDrawDensity(b *testing.B) {
+	pts := make([]float32, 600)
+	for i := range pts {
+		pts[i] = float32((i*7919)%280)/10 - 14
+	}
+	benchmarkDraw(b, pts, Grid{N: 300, W: 2, Density: true, Extent: [4]float32{-14, 14, -14, 14}, Radius: 2.5})
+}
+
+// BenchmarkDrawImages is a frame of the live view of a posterior sampler: 100 images of
+// 28×28 in a 10×10 grid, in a 480×480 window.
+func BenchmarkDrawImages(b *testing.B) {
+	imgs := make([]float32, 100*28*28)
+	for i := range imgs {
+		imgs[i] = float32((i*7919)%256) / 255
+	}
+	benchmarkDraw(b, imgs, Grid{N: 100, H: 28, W: 28, Cols: 10, Rows: 10})
+}
+
+// benchmarkDraw times Draw (render, present and wait) of data shown as g in a 480×480
+// window.
+func benchmarkDraw(b *testing.B, data []float32, g Grid) {
 	if os.Getenv("DISPLAY") == "" {
 		b.Fatal("set DISPLAY (e.g. run under Xvfb) to benchmark the viewer")
 	}
@@ -359,19 +379,20 @@ func BenchmarkDrawDensity(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer dev.Release()
-	pts := make([]float32, 600)
-	for i := range pts {
-		pts[i] = float32((i*7919)%280)/10 - 14
+	buf, err := dev.CreateBuffer("samples", uint64(4*len(data)), gpu.StorageUsage)
+	if err != nil {
+		b.Fatal(err)
 	}
-	buf, _ := dev.CreateBuffer("points", 4*600, gpu.StorageUsage)
 	defer buf.Release()
-	dev.Queue().WriteFloat32(buf, 0, pts)
+	if err := dev.Queue().WriteFloat32(buf, 0, data); err != nil {
+		b.Fatal(err)
+	}
 	w, err := Open(dev, dev.Adapter(), "bench", 480, 480)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer w.Close()
-	if err := w.Show(buf, Grid{N: 300, W: 2, Density: true, Extent: [4]float32{-14, 14, -14, 14}, Radius: 2.5}); err != nil {
+	if err := w.Show(buf, g); err != nil {
 		b.Fatal(err)
 	}
 	w.Draw()

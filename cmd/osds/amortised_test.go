@@ -86,17 +86,34 @@ func TestAmortisedAndRTBCommands(t *testing.T) {
 		t.Fatalf("all-classes grid is %v", sz)
 	}
 	run("has classes 0..9", "sample", am, "--class", "12")
-	// The viewer draws one class of the amortised sampler.
+	// The viewer draws the images f(z): every class, one per column (20 samples in 10
+	// columns), or one class in a square grid (20 in 5 columns), chosen by --class or
+	// by the keys 0-9 and a.
 	env = withDisplay()
-	shot := filepath.Join(dir, "view.png")
-	run("", "view", "--frames", "2", "--size", "64", "--class", "3", "--save", shot, am)
-	if sz := pngSize(t, shot); sz.X != 64 {
-		t.Fatalf("view snapshot is %v", sz)
+	for _, c := range []struct {
+		args []string
+		want image.Point
+	}{
+		{nil, image.Point{10*30 + 2, 2*30 + 2}},
+		{[]string{"--class", "3"}, image.Point{5*30 + 2, 4*30 + 2}},
+		{[]string{"--keys", "7"}, image.Point{5*30 + 2, 4*30 + 2}},
+		{[]string{"--class", "3", "--keys", "5,a"}, image.Point{10*30 + 2, 2*30 + 2}},
+		// ] is capped at the batch, [ halves: 5 images, fewer than the classes, in a square grid.
+		{[]string{"--keys", "],[,["}, image.Point{3*30 + 2, 2*30 + 2}},
+	} {
+		shot := filepath.Join(dir, "view.png")
+		run("", append([]string{"view", "--frames", "4", "--size", "64", "--save", shot, am}, c.args...)...)
+		if sz := pngSize(t, shot); sz != c.want {
+			t.Fatalf("view %v: snapshot is %v, want %v", c.args, sz, c.want)
+		}
 	}
+	// Training with the live view decodes the trainer's samples each frame.
+	out = run("", "train", "--resume", am, "--iters", "2", "--view", "--out", amDir)
+	contains(out, "iter      8/8")
 	run("the sampler has classes 0..9", "view", "--frames", "1", "--class", "10", am)
 	env = nil
 	out = run("", "eval", "--checkpoint", am, "--samples", "40")
-	contains(out, "amortised     10 conditions", "class 7", "class_rate_7", "6 iterations")
+	contains(out, "amortised     10 conditions", "class 7", "class_rate_7", "8 iterations")
 
 	// A single-class sampler rejects --class, and is a prior sampler for relative TB.
 	oneDir := filepath.Join(dir, "one")

@@ -113,5 +113,10 @@ func benchCases(quick bool) []benchCase {
 		run: func(l *kernels.Library) (float64, float64, error) {
 			return kernels.MeasureGather(l, false, 600000, 300, 32, 20)
 		}})
+	for _, rows := range pick([]int{30000, 600000}, []int{30000}) {
+		rows := rows
+		cs = append(cs, benchCase{kernel: "rank-prioritised draw (sort + draw)", shape: fmt.Sprintf("300 of %d", rows), unit: "GB/s",
+			run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureRank(l, rows, 300, 3) }})
+	}
 	return cs
 }

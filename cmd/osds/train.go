@@ -32,22 +32,26 @@ var viewExtents = map[string][4]float32{
 	"manywell": {-3, 3, -3, 3},
 }
 
-// openTrainView opens the live window on the trainer's terminal states.
-func openTrainView(d *gpu.Device, tr *train.Trainer, target string) (*viewer.Window, error) {
+// openTrainView opens the live window on the trainer's terminal states: the images f(z)
+// of a posterior sampler (one class per column for an amortised one), or the density of
+// a synthetic target's samples.
+func openTrainView(d *gpu.Device, tr *train.Trainer, setup *posterior.Setup, target string) (*viewer.Window, *samplesView, error) {
 	w, err := viewer.Open(d, d.Adapter(), "osds "+target, 480, 480+viewer.StatusHeight(480))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	v := newSamplesView(tr.Lib, setup, target, tr.Cfg.Classes)
 	z := tr.Terminal()
-	extent, ok := viewExtents[target]
-	if !ok {
-		extent = [4]float32{-4, 4, -4, 4} // a prior's noise space: z ~ N(0, I) a priori
-	}
-	if err := w.Show(z.Buf, viewer.Grid{N: z.Rows(), W: z.Cols(), Density: true, Extent: extent, Radius: 2.5}); err != nil {
+	if err := v.bind(z); err != nil {
 		w.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return w, nil
+	if err := v.show(w, v.defaultShown(z.Rows()), false, 1); err != nil {
+		v.release()
+		w.Close()
+		return nil, nil, err
+	}
+	return w, v, nil
 }
 
 func runTrain(args []string) error {
@@ -66,6 +70,7 @@ func runTrain(args []string) error {
 	exploreIters := fs.Int("explore-iters", 5000, "iterations over which exploration decays")
 	bothWays := fs.Bool("both-ways", false, "alternate forward batches with backward trajectories from a replay buffer of their terminal states")
 	bufferSize := fs.Int("buffer", 600000, "replay buffer capacity (states) for --both-ways")
+	replay := fs.String("replay", "uniform", "how replay and local search draw buffer states: uniform, or rank (weight ∝ 1/(0.01·N + rank by log R), as in the published local-search runs; unconditional samplers)")
 	langevin := fs.Bool("langevin", false, "Langevin-parametrised drift u = NN₁(z,t) + NN₂(t)·clip(∇log R(z))")
 	localSearch := fs.Bool("local-search", false, "MALA local search on replay-buffer states (implies --both-ways)")
 	lsEvery := fs.Int("ls-every", 100, "iterations between local-search calls")
@@ -130,6 +135,13 @@ func runTrain(args []string) error {
 	cfg.Explore, cfg.ExploreIters = *explore, *exploreIters
 	cfg.BothWays, cfg.Buffer = *bothWays || *localSearch, *bufferSize
 	cfg.Langevin = *langevin
+	switch *replay {
+	case "uniform":
+	case "rank":
+		cfg.Rank = true
+	default:
+		return fmt.Errorf("--replay %q: want uniform or rank", *replay)
+	}
 	if *localSearch {
 		cfg.LS = train.LocalSearch{Every: *lsEvery, Steps: *lsSteps, Burn: *lsBurn, Eta: *lsEta, Beta: *lsBeta}
 	}
@@ -271,11 +283,13 @@ func runTrain(args []string) error {
 		}
 	}
 	var win *viewer.Window
+	var shown *samplesView
 	if *view {
-		if win, err = openTrainView(d, tr, name); err != nil {
+		if win, shown, err = openTrainView(d, tr, setup, name); err != nil {
 			return err
 		}
 		defer func() {
+			shown.release()
 			if win != nil {
 				win.Close()
 			}
@@ -378,6 +392,9 @@ loop:
 				line := fmt.Sprintf("%s iter %d  loss %.4f  log Z %.4f  ELBO %.4f  %.1f it/s", name, st.Iter+1, st.Loss, st.LogZ, -st.MeanDelta, float64(st.Iter+1-first)/time.Since(start).Seconds())
 				win.SetTitle("osds " + line)
 				win.SetStatus(line)
+				if err := shown.update(); err != nil {
+					return err
+				}
 				if err := win.Draw(); err != nil {
 					return err
 				}

@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"osds/kernels"
-	"osds/nn"
 	"osds/posterior"
 	"osds/train"
 	"osds/viewer"
@@ -25,10 +23,12 @@ const viewKeys = `keys:
   space    pause / resume the automatic resampling
   p        switch between prior (the untrained reference process, Brownian motion from 0;
            for relative TB the frozen prior sampler) and posterior samples
-  + / -    zoom in / out
+  0 … 9    amortised samplers: draw only this class
+  a        amortised samplers: draw every class again, one per grid column
+  + / -    zoom in / out (density views of 2-D targets)
   [ / ]    show half / twice as many samples (from 1 to the batch size)
-  l        nearest / linear scaling of image grids (the density view of 2-D targets has none)
-  s        save the view as osds-view-TIME.png
+  l        nearest / linear scaling
+  s        save the view as osds-view-TIME.png (image grids at the images' resolution)
   q, Esc   quit
 `
 
@@ -37,6 +37,7 @@ type viewState struct {
 	showPrior, paused, linear bool
 	zoom                      float32
 	shown, total              int // samples drawn, of the batch
+	class, classes            int // amortised samplers (classes > 0): the class drawn, -1 for every class
 }
 
 // viewAction is what a key asks of the loop beyond changing the state.
@@ -45,6 +46,7 @@ type viewAction int
 const (
 	viewNone viewAction = iota
 	viewResample
+	viewRelabel // the class changed: rebuild the sampler's graph and resample
 	viewSave
 	viewQuit
 )
@@ -73,6 +75,16 @@ func (s *viewState) key(k string) viewAction {
 		s.linear = !s.linear
 	case "s":
 		return viewSave
+	case "a":
+		if s.classes > 0 && s.class != -1 {
+			s.class = -1
+			return viewRelabel
+		}
+	case "0", "1", "2", "3", "4", "5", "6", "7", "8", "9":
+		if c := int(k[0] - '0'); c < s.classes && c != s.class {
+			s.class = c
+			return viewRelabel
+		}
 	}
 	return viewNone
 }
@@ -83,12 +95,36 @@ func (s *viewState) status(target string) string {
 	if s.showPrior {
 		which = "prior"
 	}
+	cond, condKeys := "", ""
+	if s.classes > 0 {
+		cond, condKeys = " all classes", " 0-9:class a:all"
+		if s.class >= 0 {
+			cond = fmt.Sprintf(" class %d", s.class)
+		}
+	}
 	state := ""
 	if s.paused {
 		state = " (paused)"
 	}
-	return fmt.Sprintf("%s %s%s %d/%d zoom %.2g | r:resample space:pause p:prior +-:zoom []:samples s:save q:quit",
-		target, which, state, s.shown, s.total, s.zoom)
+	return fmt.Sprintf("%s %s%s%s %d/%d zoom %.2g | r:resample space:pause p:prior%s +-:zoom []:samples s:save q:quit",
+		target, which, cond, state, s.shown, s.total, s.zoom, condKeys)
+}
+
+// labels are the rows' conditions of a batch of B for an amortised sampler of classes
+// conditions: all of class, or (class < 0) row b of class b mod classes, the training
+// layout. nil when the sampler is not amortised.
+func viewLabels(B, classes, class int) []int {
+	if classes == 0 {
+		return nil
+	}
+	if class < 0 {
+		return train.TrainingLabels(B, classes)
+	}
+	out := make([]int, B)
+	for i := range out {
+		out[i] = class
+	}
+	return out
 }
 
 // runView samples a trained sampler interactively (the keys are listed in viewKeys).
@@ -98,9 +134,10 @@ func runView(args []string) error {
 	every := fs.Duration("every", time.Second, "resample this often unless paused")
 	frames := fs.Int("frames", 0, "quit after this many frames (0: run until closed; for scripts)")
 	save := fs.String("save", "", "save the last frame as this PNG when quitting")
-	class := fs.Int("class", -1, "amortised samplers: draw only this class (default: every class, row b of the batch class b mod classes)")
+	class := fs.Int("class", -1, "amortised samplers: draw only this class (default: every class, row b of the batch class b mod classes); keys 0-9 and a change it")
+	keys := fs.String("keys", "", "press these keys (names as in the list above, comma-separated) one per frame from the second frame on (for scripts and tests)")
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: osds view [flags] CHECKPOINT\n\nSamples a trained sampler in a window, redrawing as it resamples.\n\n%s\nflags:\n", viewKeys)
+		fmt.Fprintf(os.Stderr, "usage: osds view [flags] CHECKPOINT\n\nSamples a trained sampler in a window, redrawing as it resamples: the images f(z)\nof a posterior in a prior's noise space, or the density of a 2-D target's samples.\n\n%s\nflags:\n", viewKeys)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -116,34 +153,44 @@ func runView(args []string) error {
 	if err != nil {
 		return err
 	}
+	B, classes := ck.Cfg.Batch, ck.Cfg.Classes
+	switch {
+	case classes == 0 && fs.Changed("class"):
+		return fmt.Errorf("--class: %s is not amortised (trained on %s)", fs.Arg(0), ck.Meta[posterior.MetaConstraint])
+	case classes > 0 && fs.Changed("class") && (*class < 0 || *class >= classes):
+		return fmt.Errorf("--class %d: the sampler has classes 0..%d", *class, classes-1)
+	}
+	var scripted []string
+	if *keys != "" {
+		scripted = strings.Split(*keys, ",")
+	}
 	cs, err := openCheckpoint(ck)
 	if err != nil {
 		return err
 	}
 	defer cs.Close()
 	d, l, tr := cs.d, cs.l, cs.tr
-	// An amortised sampler draws every class (the training layout) or --class.
-	var labels []int
-	switch {
-	case ck.Cfg.Classes == 0 && fs.Changed("class"):
-		return fmt.Errorf("--class: %s is not amortised (trained on %s)", fs.Arg(0), ck.Meta[posterior.MetaConstraint])
-	case ck.Cfg.Classes > 0 && fs.Changed("class"):
-		if *class < 0 || *class >= ck.Cfg.Classes {
-			return fmt.Errorf("--class %d: the sampler has classes 0..%d", *class, ck.Cfg.Classes-1)
+
+	// The posterior graph draws the current class; a class key rebuilds it.
+	var post *train.Graph
+	defer func() {
+		if post != nil {
+			post.Release()
 		}
-		labels = make([]int, ck.Cfg.Batch)
-		for i := range labels {
-			labels[i] = *class
+	}()
+	buildPost := func(class int) error {
+		if post != nil {
+			post.Release()
+			post = nil
 		}
-	default:
-		labels = train.TrainingLabels(ck.Cfg.Batch, ck.Cfg.Classes)
-	}
-	reward := cs.opts.rewardFor(labels)
-	post, err := train.NewGraphWith(l, tr.Net, ck.Cfg, ck.Cfg.Batch, reward, train.GraphOptions{Labels: labels, Prior: tr.Prior()})
-	if err != nil {
+		labels := viewLabels(B, classes, class)
+		var err error
+		post, err = train.NewGraphWith(l, tr.Net, ck.Cfg, B, cs.opts.rewardFor(labels), train.GraphOptions{Labels: labels, Prior: tr.Prior()})
 		return err
 	}
-	defer post.Release()
+	if err := buildPost(*class); err != nil {
+		return err
+	}
 	// The prior view: relative TB's frozen prior sampler, or else a fresh network, whose
 	// last layer is zero: its drift is 0, the reference process.
 	pcfg := ck.Cfg
@@ -155,7 +202,7 @@ func runView(args []string) error {
 		}
 		defer priorNet.Release()
 	}
-	prior, err := train.NewGraph(l, priorNet, pcfg, ck.Cfg.Batch, reward, false)
+	prior, err := train.NewGraph(l, priorNet, pcfg, B, cs.opts.rewardFor(viewLabels(B, classes, -1)), false)
 	if err != nil {
 		return err
 	}
@@ -166,15 +213,23 @@ func runView(args []string) error {
 		return err
 	}
 	defer w.Close()
-	extent, ok := viewExtents[ck.Target]
-	if !ok {
-		extent = [4]float32{-5, 5, -5, 5}
+	v := newSamplesView(l, cs.setup, ck.Target, classes)
+	defer v.release()
+	st := viewState{zoom: 1, shown: v.defaultShown(B), total: B, class: *class, classes: classes}
+	if classes == 0 {
+		st.class = -1
 	}
-	st := viewState{zoom: 1, shown: ck.Cfg.Batch, total: ck.Cfg.Batch}
+	// The image grid has one class per column only while every class is drawn.
+	gridCols := func() {
+		v.cols = 0
+		if st.class < 0 {
+			v.cols = classes
+		}
+	}
+	gridCols()
 	stream := uint32(1)
-	g := post
 	sample := func() error {
-		g = post
+		g := post
 		if st.showPrior {
 			g = prior
 		}
@@ -187,31 +242,16 @@ func runView(args []string) error {
 			return err
 		}
 		g.RecordForward(r)
-		return r.Submit()
-	}
-	show := func() error {
-		z := g.Z[ck.Cfg.Steps]
-		e := extent
-		for i := range e {
-			e[i] /= st.zoom
+		if err := r.Submit(); err != nil {
+			return err
 		}
-		return w.Show(z.Buf, viewer.Grid{N: min(st.shown, z.Rows()), W: z.Cols(), Density: true, Extent: e, Radius: 2.5, Linear: st.linear})
+		if err := v.bind(g.Z[ck.Cfg.Steps]); err != nil {
+			return err
+		}
+		return v.update()
 	}
 	savePNG := func(path string) error {
-		pts, err := g.Z[ck.Cfg.Steps].Read()
-		if err != nil {
-			return err
-		}
-		pw, ph := w.PlotSize()
-		if pw < 1 || ph < 1 { // nothing drawn yet, or minimised
-			pw, ph = *size, *size
-		}
-		var buf bytes.Buffer
-		gr := w.Grid() // the samples shown: the first gr.N rows
-		if err := png.Encode(&buf, viewer.DensityImage(pts[:gr.N*gr.W], gr.W, gr, pw, ph)); err != nil {
-			return err
-		}
-		if err := nn.WriteFileAtomic(path, buf.Bytes()); err != nil {
+		if err := v.savePNG(path, w, *size); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "saved %s\n", path)
@@ -220,7 +260,7 @@ func runView(args []string) error {
 	if err := sample(); err != nil {
 		return err
 	}
-	if err := show(); err != nil {
+	if err := v.show(w, st.shown, st.linear, st.zoom); err != nil {
 		return err
 	}
 	last := time.Now()
@@ -232,11 +272,21 @@ func runView(args []string) error {
 			return err
 		}
 		resample := !st.paused && time.Since(last) >= *every
-		for _, k := range w.Keys() {
+		pressed := w.Keys()
+		if n >= 1 && len(scripted) > 0 {
+			pressed, scripted = append(pressed, strings.TrimSpace(scripted[0])), scripted[1:]
+		}
+		for _, k := range pressed {
 			switch st.key(k) {
 			case viewQuit:
 				return finishView(*save, savePNG)
 			case viewResample:
+				resample = true
+			case viewRelabel:
+				if err := buildPost(st.class); err != nil {
+					return err
+				}
+				gridCols()
 				resample = true
 			case viewSave:
 				if err := savePNG(filepath.Join(".", fmt.Sprintf("osds-view-%d.png", time.Now().Unix()))); err != nil {
@@ -250,7 +300,7 @@ func runView(args []string) error {
 				return err
 			}
 		}
-		if err := show(); err != nil {
+		if err := v.show(w, st.shown, st.linear, st.zoom); err != nil {
 			return err
 		}
 		if w.ShouldClose() {
