@@ -98,14 +98,21 @@ func (l *Library) lossRowPlan(rows, cols int) (int, [3]uint32) {
 	return lossGPUWorkgroup(cols), Grid1D(rows, 1)
 }
 
-// lossBuild builds one row-kernel op of shaders/losses.wgsl for an input of rows × cols.
-func (l *Library) lossBuild(name, entry string, bufs []*gpu.Buffer, rows, cols int, scale float32) (*Op, error) {
+// lossBuild builds one row-kernel op of shaders/losses.wgsl for an input of rows × cols;
+// extra holds the entry point's own overrides (nil for none).
+func (l *Library) lossBuild(name, entry string, bufs []*gpu.Buffer, rows, cols int, scale float32, extra ...map[string]float64) (*Op, error) {
 	wg, grid := l.lossRowPlan(rows, cols)
+	consts := map[string]float64{"wg": float64(wg)}
+	for _, m := range extra {
+		for k, v := range m {
+			consts[k] = v
+		}
+	}
 	return l.build(opSpec{
 		name:    name,
 		file:    "losses.wgsl",
 		entry:   entry,
-		consts:  map[string]float64{"wg": float64(wg)},
+		consts:  consts,
 		buffers: bufs,
 		params:  LossParams(rows, cols, scale),
 		grid:    grid,
@@ -124,6 +131,18 @@ func (l *Library) lossBuild(name, entry string, bufs []*gpu.Buffer, rows, cols i
 // (evaluation), without a gradient binding. A label ≥ D that reached the device some
 // other way (a GPU kernel) makes its row's loss and gradient NaN.
 func (l *Library) SoftmaxCrossEntropy(loss, dlogits, logits *Tensor, labels *IndexTensor, scale float32) (*Op, error) {
+	return l.FlooredSoftmaxCrossEntropy(loss, dlogits, logits, labels, scale, 0)
+}
+
+// FlooredSoftmaxCrossEntropy is SoftmaxCrossEntropy through the hinge max(·, floor):
+//
+//	loss_b     = max(xent_b, floor)
+//	dlogits_bd = scale·(softmax(x_b)_d − [d = y_b]) where xent_b ≥ floor, else 0
+//
+// (the gradient of the max; at the kink it takes xent's side). A cross entropy is never
+// negative, so floor 0 is plain SoftmaxCrossEntropy. The classifier reward uses
+// floor = −log τ: −β·loss = β·min(log p_y, log τ) stops rewarding confidence beyond τ.
+func (l *Library) FlooredSoftmaxCrossEntropy(loss, dlogits, logits *Tensor, labels *IndexTensor, scale, floor float32) (*Op, error) {
 	const name = "softmax cross entropy"
 	if labels == nil {
 		return nil, fmt.Errorf("kernels: %s: labels is nil", name)
@@ -148,10 +167,17 @@ func (l *Library) SoftmaxCrossEntropy(loss, dlogits, logits *Tensor, labels *Ind
 	if err := ewFinite(name, "scale", scale); err != nil {
 		return nil, err
 	}
-	if dlogits == nil {
-		return l.lossBuild(name+" (forward)", "xent_forward", []*gpu.Buffer{logits.Buf, labels.Buf, loss.Buf}, rows, cols, scale)
+	if err := ewFinite(name, "floor", floor); err != nil {
+		return nil, err
 	}
-	return l.lossBuild(name, "xent", []*gpu.Buffer{logits.Buf, labels.Buf, loss.Buf, dlogits.Buf}, rows, cols, scale)
+	if floor < 0 {
+		return nil, fmt.Errorf("kernels: %s: floor %v (want ≥ 0: a cross entropy is never negative, so a negative floor does nothing)", name, floor)
+	}
+	fl := map[string]float64{"loss_floor": float64(floor)}
+	if dlogits == nil {
+		return l.lossBuild(name+" (forward)", "xent_forward", []*gpu.Buffer{logits.Buf, labels.Buf, loss.Buf}, rows, cols, scale, fl)
+	}
+	return l.lossBuild(name, "xent", []*gpu.Buffer{logits.Buf, labels.Buf, loss.Buf, dlogits.Buf}, rows, cols, scale, fl)
 }
 
 // Argmax returns the op out_b = argmax_d x_bd over each row of x [B, D], the smallest
@@ -289,6 +315,13 @@ func (l *Library) GaussianKL(kl, dmu, dlogvar, mu, logvar, dz, eps *Tensor, scal
 // rows×cols values row-major: loss_b = logsumexp(x_b) − x_{b,y_b} and dlogits =
 // scale·(softmax(x_b) − onehot(y_b)).
 func RefSoftmaxCrossEntropy(logits []float64, labels []uint32, cols int, scale float64) (loss, dlogits []float64) {
+	return RefFlooredSoftmaxCrossEntropy(logits, labels, cols, scale, 0)
+}
+
+// RefFlooredSoftmaxCrossEntropy is the reference of FlooredSoftmaxCrossEntropy: the
+// cross entropy of RefSoftmaxCrossEntropy floored at floor, with a zero gradient on the
+// rows where the floor holds.
+func RefFlooredSoftmaxCrossEntropy(logits []float64, labels []uint32, cols int, scale, floor float64) (loss, dlogits []float64) {
 	rows := len(logits) / cols
 	loss = make([]float64, rows)
 	dlogits = make([]float64, len(logits))
@@ -304,10 +337,17 @@ func RefSoftmaxCrossEntropy(logits []float64, labels []uint32, cols int, scale f
 		}
 		y := int(labels[b])
 		loss[b] = (m - row[y]) + math.Log(s)
+		floored := loss[b] < floor
+		if floored {
+			loss[b] = floor
+		}
 		for d, v := range row {
 			g := math.Exp(v-m) / s
 			if d == y {
 				g--
+			}
+			if floored {
+				g = 0
 			}
 			dlogits[b*cols+d] = scale * g
 		}

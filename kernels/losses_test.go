@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -136,6 +137,77 @@ func TestLossSoftmaxCrossEntropy(t *testing.T) {
 				if math.Float32bits(v) != math.Float32bits(gotLoss[i]) {
 					t.Fatalf("%s forward only: row %d is %v, with gradient %v", what, i, v, gotLoss[i])
 				}
+			}
+		}
+	})
+}
+
+// TestLossFlooredSoftmaxCrossEntropy puts the floor between the rows' cross entropies, so
+// that about half the rows sit on it (loss = floor, zero gradient) and half above it.
+func TestLossFlooredSoftmaxCrossEntropy(t *testing.T) {
+	forEachEwTarget(t, func(t *testing.T) {
+		l, rng := testLib(t), testRNG(t)
+		for _, sh := range lossShapes[:3] {
+			rows, cols := sh[0], sh[1]
+			what := "floored softmax cross entropy " + ewShape([]int{rows, cols})
+			xs := lossLogits(rng, rows, cols)
+			labels := make([]uint32, rows)
+			for i := range labels {
+				labels[i] = uint32(rng.IntN(cols))
+			}
+			x64 := to64(xs)
+			plain, _ := RefSoftmaxCrossEntropy(x64, labels, cols, 1)
+			sorted := append([]float64(nil), plain...)
+			sort.Float64s(sorted)
+			// Midway between two neighbouring losses: no row sits at the kink, where float32
+			// rounding could put it on either side.
+			floor := (sorted[rows/2-1] + sorted[rows/2]) / 2
+			scale := -3.5
+			x := mustTensor(t, l, "logits", xs, rows, cols)
+			y := lossIndex(t, l, "labels", labels, cols)
+			loss := poisoned(t, l, "loss", rows)
+			dx := poisoned(t, l, "dlogits", rows, cols)
+			op, err := l.FlooredSoftmaxCrossEntropy(loss, dx, x, y, float32(scale), float32(floor))
+			ewRun(t, l, op, err)
+			wantLoss, wantGrad := RefFlooredSoftmaxCrossEntropy(x64, labels, cols, scale, float64(float32(floor)))
+			gotLoss, gotGrad := readT(t, loss), readT(t, dx)
+			mag := make([]float64, rows)
+			for b := range mag {
+				mag[b] = 1 + math.Abs(plain[b])
+			}
+			assertReduceClose(t, what+" loss", gotLoss, wantLoss, mag, 1e-4)
+			assertClose(t, what+" dlogits", gotGrad, wantGrad, 1e-5)
+			onFloor := 0
+			for b := 0; b < rows; b++ {
+				if plain[b] < floor {
+					onFloor++
+					if gotLoss[b] != float32(floor) {
+						t.Fatalf("%s: row %d has cross entropy %.6g below the floor %.6g but loss %v", what, b, plain[b], floor, gotLoss[b])
+					}
+				}
+			}
+			if onFloor == 0 || onFloor == rows {
+				t.Fatalf("%s: %d of %d rows on the floor; the test wants both kinds", what, onFloor, rows)
+			}
+			lossCheckFD(t, rng, what+" dlogits", x64, gotGrad, math.Abs(scale), func(v []float64) float64 {
+				lv, _ := RefFlooredSoftmaxCrossEntropy(v, labels, cols, scale, floor)
+				return scale * lossSum(lv)
+			})
+			loss2 := poisoned(t, l, "loss", rows)
+			op, err = l.FlooredSoftmaxCrossEntropy(loss2, nil, x, y, float32(scale), float32(floor))
+			ewRun(t, l, op, err)
+			for i, v := range readT(t, loss2) {
+				if math.Float32bits(v) != math.Float32bits(gotLoss[i]) {
+					t.Fatalf("%s forward only: row %d is %v, with gradient %v", what, i, v, gotLoss[i])
+				}
+			}
+		}
+		x := mustTensor(t, l, "logits", lossLogits(rng, 4, 3), 4, 3)
+		y := lossIndex(t, l, "labels", []uint32{0, 1, 2, 0}, 3)
+		for _, bad := range []float32{-0.5, float32(math.NaN()), float32(math.Inf(1))} {
+			_, err := l.FlooredSoftmaxCrossEntropy(poisoned(t, l, "loss", 4), nil, x, y, 1, bad)
+			if err == nil || !strings.Contains(err.Error(), "floor") {
+				t.Fatalf("floor %v: error %v, want one naming the floor", bad, err)
 			}
 		}
 	})

@@ -52,20 +52,36 @@ func (p *Pass) Release() {
 
 // ---------------------------------------------------------------------------------------
 
-// Class is the classifier constraint r(x) = p_cls(Label | x)^Beta:
+// Class is the classifier constraint r(x) = min(p_cls(Label | x), τ)^Beta, with the
+// cap τ = Cap in (0, 1] (0 means 1, no cap):
 //
-//	log r(x) = β·log softmax(logits(x))_y = −β·xent(logits(x), y)
-//	∇_x log r = J_logitsᵀ · (−β)(softmax − onehot_y)
+//	log r(x) = β·min(log softmax(logits(x))_y, log τ) = −β·max(xent(logits(x), y), −log τ)
+//	∇_x log r = J_logitsᵀ · (−β)(softmax − onehot_y) where p_y < τ, else 0
 //
-// The gradient is SoftmaxCrossEntropy's dlogits at scale −β followed by the
-// classifier's backward pass with the input gradient. With Labels set, row b has its own
-// label Labels[b] (Label is ignored, and Build wants exactly len(Labels) rows): the
-// reward of a batch of an amortised sampler (ClassFamily.For).
+// The gradient is FlooredSoftmaxCrossEntropy's dlogits at scale −β and floor −log τ,
+// followed by the classifier's backward pass with the input gradient. Why a cap: with
+// τ = 1 the reward keeps growing with the classifier's confidence, so a large β (needed
+// for accuracy) also pulls samples toward the most prototypical images. With τ < 1 and a
+// large β, r(x) is flat (τ^β) once p_y ≥ τ and falls steeply below: the posterior is the
+// prior restricted, softly, to the images the classifier calls y with confidence ≥ τ.
+//
+// With Labels set, row b has its own label Labels[b] (Label is ignored, and Build wants
+// exactly len(Labels) rows): the reward of a batch of an amortised sampler
+// (ClassFamily.For).
 type Class struct {
 	Classifier *priors.Classifier
 	Label      int
 	Beta       float64
+	Cap        float64
 	Labels     []int
+}
+
+// floor is the cross-entropy floor −log τ of the cap τ (0 for no cap).
+func (c Class) floor() float64 {
+	if c.Cap == 0 || c.Cap == 1 {
+		return 0
+	}
+	return -math.Log(c.Cap)
 }
 
 // Check wants images of the classifier's side, labels among its classes and β > 0.
@@ -85,6 +101,9 @@ func (c Class) Check(width int) error {
 	}
 	if !(c.Beta > 0) || math.IsInf(c.Beta, 0) {
 		return fmt.Errorf("posterior: class constraint β = %v (want a positive finite value)", c.Beta)
+	}
+	if !(c.Cap >= 0 && c.Cap <= 1) {
+		return fmt.Errorf("posterior: class constraint cap τ = %v (want a probability in (0, 1], or 0 for no cap)", c.Cap)
 	}
 	if width != a.Side*a.Side {
 		return fmt.Errorf("posterior: the classifier reads %d×%d grayscale images (%d values) but the prior makes rows of %d", a.Side, a.Side, a.Side*a.Side, width)
@@ -133,8 +152,9 @@ func (c Class) Build(l *kernels.Library, x *kernels.Tensor) (*Pass, error) {
 	}
 	p.own(p.LogR.Release)
 	beta := float32(c.Beta)
-	// dlogits = −β(softmax − onehot) = ∂(−β·xent)/∂logits, straight into the net's DY.
-	xent, err := l.SoftmaxCrossEntropy(loss, net.DY, net.Y, labels, -beta)
+	// dlogits = −β(softmax − onehot) = ∂(−β·xent)/∂logits (0 on the floor), straight into
+	// the net's DY.
+	xent, err := l.FlooredSoftmaxCrossEntropy(loss, net.DY, net.Y, labels, -beta, float32(c.floor()))
 	if err != nil {
 		return fail(err)
 	}
@@ -242,10 +262,11 @@ type Conditional interface {
 }
 
 // ClassFamily is the amortised classifier constraint: condition y is the class y, r(x, y)
-// = p_cls(y | x)^Beta, over all the classifier's classes (spec class:all).
+// = min(p_cls(y | x), Cap)^Beta as in Class, over all the classifier's classes (spec
+// class:all).
 type ClassFamily struct {
 	Classifier *priors.Classifier
-	Beta       float64
+	Beta, Cap  float64
 }
 
 // Conditions is the classifier's number of classes.
@@ -258,12 +279,12 @@ func (c ClassFamily) Conditions() int {
 
 // Check is Class's check (any label).
 func (c ClassFamily) Check(width int) error {
-	return Class{Classifier: c.Classifier, Beta: c.Beta}.Check(width)
+	return Class{Classifier: c.Classifier, Beta: c.Beta, Cap: c.Cap}.Check(width)
 }
 
 // For is the Class constraint with per-row labels.
 func (c ClassFamily) For(labels []int) Constraint {
-	return Class{Classifier: c.Classifier, Beta: c.Beta, Labels: append([]int(nil), labels...)}
+	return Class{Classifier: c.Classifier, Beta: c.Beta, Cap: c.Cap, Labels: append([]int(nil), labels...)}
 }
 
 // Describe is "class y".

@@ -1,9 +1,11 @@
 package posterior
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -378,6 +380,7 @@ type vaeClassRef struct {
 	g1, g2 kernels.ConvGeom
 	label  int
 	beta   float64
+	cap    float64 // 0: no cap
 }
 
 func newVAEClassRef(t *testing.T, v *priors.VAE, c *priors.Classifier, label int, beta float64) *vaeClassRef {
@@ -397,6 +400,19 @@ func (r *vaeClassRef) image(z []float64) []float64 {
 }
 
 func (r *vaeClassRef) logR(z []float64) float64 {
+	lp := r.logP(z)
+	if r.cap > 0 {
+		lp = math.Min(lp, math.Log(r.cap))
+	}
+	lr := r.beta * lp
+	for _, v := range z {
+		lr -= 0.5 * v * v
+	}
+	return lr - 0.5*float64(len(z))*log2Pi
+}
+
+// logP is the classifier's log p(label | f(z)).
+func (r *vaeClassRef) logP(z []float64) float64 {
 	x := r.image(z)
 	h := relu(kernels.RefConv2D(x, r.cls[0], r.cls[1], r.g1))
 	h = relu(kernels.RefConv2D(h, r.cls[2], r.cls[3], r.g2))
@@ -410,54 +426,71 @@ func (r *vaeClassRef) logR(z []float64) float64 {
 	for _, v := range logits {
 		s += math.Exp(v - m)
 	}
-	lr := r.beta * (logits[r.label] - m - math.Log(s))
-	for _, v := range z {
-		lr -= 0.5 * v * v
-	}
-	return lr - 0.5*float64(len(z))*log2Pi
+	return logits[r.label] - m - math.Log(s)
 }
 
 // TestVAEClassRewardMatchesReference checks log R of a tiny random VAE with a class
 // constraint against a float64 forward pass, and ∇log R against central finite
-// differences of that reference.
+// differences of that reference; without a cap, and with a cap τ between the rows'
+// class probabilities, so that some rows sit on it (log r = β log τ, no gradient).
 func TestVAEClassRewardMatchesReference(t *testing.T) {
 	l := testLibrary(t)
 	rng := testRNG(t)
 	v, c := tinyVAEClassifier(t, l)
 	const label, beta, d = 2, 1.7, 3
-	r, err := NewReward(l, v, Class{Classifier: c, Label: label, Beta: beta})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release()
 	sites := []*callSite{newCallSite(t, l, rng, 13, d, true), newCallSite(t, l, rng, 13, d, false)}
-	runSites(t, l, r, sites)
 	ref := newVAEClassRef(t, v, c, label, beta)
-	for k, s := range sites {
-		var wantLR, wantG []float64
+	var logPs []float64
+	for _, s := range sites {
 		for _, z := range rows64(s.zs, d) {
-			wantLR = append(wantLR, ref.logR(z))
-			const h = 1e-5
-			for i := range z {
-				zp, zm := append([]float64(nil), z...), append([]float64(nil), z...)
-				zp[i] += h
-				zm[i] -= h
-				wantG = append(wantG, (ref.logR(zp)-ref.logR(zm))/(2*h))
+			logPs = append(logPs, ref.logP(z))
+		}
+	}
+	sort.Float64s(logPs)
+	n := len(logPs)
+	capAt := math.Exp((logPs[n/2-1] + logPs[n/2]) / 2) // midway: no row at the kink
+	for _, cap := range []float64{0, capAt} {
+		ref.cap = cap
+		r, err := NewReward(l, v, Class{Classifier: c, Label: label, Beta: beta, Cap: cap})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runSites(t, l, r, sites)
+		r.Release()
+		what := fmt.Sprintf("cap %.4g: ", cap)
+		capped := 0
+		for k, s := range sites {
+			var wantLR, wantG []float64
+			for _, z := range rows64(s.zs, d) {
+				if cap > 0 && ref.logP(z) > math.Log(cap) {
+					capped++
+				}
+				wantLR = append(wantLR, ref.logR(z))
+				const h = 1e-5
+				for i := range z {
+					zp, zm := append([]float64(nil), z...), append([]float64(nil), z...)
+					zp[i] += h
+					zm[i] -= h
+					wantG = append(wantG, (ref.logR(zp)-ref.logR(zm))/(2*h))
+				}
+			}
+			assertClose(t, what+"log R of call site "+strconv.Itoa(k), read64(t, s.lr), wantLR, 1e-4)
+			if s.grd != nil {
+				assertClose(t, what+"∇log R (finite differences)", read64(t, s.grd), wantG, 1e-3)
+				// The test means something only if the classifier's part J_fᵀ∇_x log r of the
+				// gradient is well above the tolerance.
+				part := 0.0
+				for i, g := range wantG {
+					part = math.Max(part, math.Abs(g+float64(s.zs[i])))
+				}
+				t.Logf("%slargest |J_fᵀ ∇_x log r| component: %.4f", what, part)
+				if part < 0.02 {
+					t.Fatalf("%sthe constraint's gradient is only %.2g: too weak to test", what, part)
+				}
 			}
 		}
-		assertClose(t, "log R of call site "+strconv.Itoa(k), read64(t, s.lr), wantLR, 1e-4)
-		if s.grd != nil {
-			assertClose(t, "∇log R (finite differences)", read64(t, s.grd), wantG, 1e-3)
-			// The test means something only if the classifier's part J_fᵀ∇_x log r of the
-			// gradient is well above the tolerance.
-			part := 0.0
-			for i, g := range wantG {
-				part = math.Max(part, math.Abs(g+float64(s.zs[i])))
-			}
-			t.Logf("largest |J_fᵀ ∇_x log r| component: %.4f", part)
-			if part < 0.02 {
-				t.Fatalf("the constraint's gradient is only %.2g: too weak to test", part)
-			}
+		if cap > 0 && (capped == 0 || capped == n) {
+			t.Fatalf("%s%d of %d rows capped; the test wants both kinds", what, capped, n)
 		}
 	}
 }
@@ -520,6 +553,7 @@ func TestConstraintChecks(t *testing.T) {
 	}{
 		{Class{Classifier: c, Label: 5, Beta: 1}, "class 5 is out of range: the classifier has classes 0..4"},
 		{Class{Classifier: c, Label: 1, Beta: 0}, "β = 0"},
+		{Class{Classifier: c, Label: 1, Beta: 1, Cap: 1.2}, "cap τ = 1.2 (want a probability in (0, 1]"},
 		{GaussianObservation{Y: make([]float32, 63), Mask: make([]float32, 63), Sigma: 1}, "observation of 63 values with a mask of 63, but the prior makes rows of 64"},
 		{GaussianObservation{Y: make([]float32, 64), Mask: make([]float32, 64), Sigma: 1}, "observes no coordinate"},
 	} {

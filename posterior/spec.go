@@ -19,9 +19,13 @@ import (
 
 // Spec is a constraint in its command-line form:
 //
-//	class:LABEL[,beta=B][,classifier=NAME|FILE]     p_cls(LABEL | x)^B (default B = 1,
-//	                                                 classifier "<dataset>-classifier")
-//	class:all[,beta=B][,classifier=NAME|FILE]       every class: the family p_cls(y | x)^B
+//	class:LABEL[,beta=B][,cap=T][,classifier=NAME|FILE]
+//	                                                 min(p_cls(LABEL | x), T)^B (default
+//	                                                 B = 1, T = 1: no cap; classifier
+//	                                                 "<dataset>-classifier")
+//	class:all[,beta=B][,cap=T][,classifier=NAME|FILE]
+//	                                                 every class: the family
+//	                                                 min(p_cls(y | x), T)^B
 //	                                                 for an amortised sampler (one
 //	                                                 network conditioned on y)
 //	inpaint:MASK.png[,sigma=S][,image=N]            Gaussian observation (default S = 0.1)
@@ -32,7 +36,8 @@ type Spec struct {
 
 	Label      int // AllClasses: the amortised family over every class
 	Beta       float64
-	Classifier string // "" until resolved: "<dataset>-classifier"
+	Cap        float64 // class: the probability where the reward saturates (1: none)
+	Classifier string  // "" until resolved: "<dataset>-classifier"
 
 	Mask  string
 	Sigma float64
@@ -51,7 +56,7 @@ func (s Spec) Amortised() bool { return s.Kind == "class" && s.Label == AllClass
 // ParseSpec parses a constraint spec; errors say what is wrong and what is expected.
 func ParseSpec(s string) (Spec, error) {
 	kind, rest, ok := strings.Cut(strings.TrimSpace(s), ":")
-	usage := "want class:LABEL|all[,beta=B][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=S][,image=N] or wgsl:FILE.wgsl[,step=H]"
+	usage := "want class:LABEL|all[,beta=B][,cap=T][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=S][,image=N] or wgsl:FILE.wgsl[,step=H]"
 	if !ok || rest == "" {
 		return Spec{}, fmt.Errorf("constraint %q: %s", s, usage)
 	}
@@ -95,7 +100,7 @@ func ParseSpec(s string) (Spec, error) {
 	var err error
 	switch kind {
 	case "class":
-		if err := allow("beta", "classifier"); err != nil {
+		if err := allow("beta", "cap", "classifier"); err != nil {
 			return Spec{}, err
 		}
 		if strings.TrimSpace(parts[0]) == "all" {
@@ -105,6 +110,12 @@ func ParseSpec(s string) (Spec, error) {
 		}
 		if sp.Beta, err = num("beta", 1, true); err != nil {
 			return Spec{}, err
+		}
+		if sp.Cap, err = num("cap", 1, true); err != nil {
+			return Spec{}, err
+		}
+		if sp.Cap > 1 {
+			return Spec{}, fmt.Errorf("constraint %q: cap=%s (want a probability in (0, 1]: the classifier probability beyond which the reward stops growing)", s, opts["cap"])
 		}
 		sp.Classifier = opts["classifier"]
 	case "inpaint":
@@ -147,6 +158,9 @@ func (s Spec) String() string {
 			label = "all"
 		}
 		out := fmt.Sprintf("class:%s,beta=%s", label, strconv.FormatFloat(s.Beta, 'g', -1, 64))
+		if s.Cap > 0 && s.Cap < 1 {
+			out += ",cap=" + strconv.FormatFloat(s.Cap, 'g', -1, 64)
+		}
 		if s.Classifier != "" {
 			out += ",classifier=" + s.Classifier
 		}
@@ -271,9 +285,9 @@ func Open(l *kernels.Library, priorRef string, spec Spec) (*Setup, error) {
 		}
 		s.classifier = cls
 		if spec.Amortised() {
-			s.Family = ClassFamily{Classifier: cls, Beta: spec.Beta}
+			s.Family = ClassFamily{Classifier: cls, Beta: spec.Beta, Cap: spec.Cap}
 		} else {
-			s.Constraint = Class{Classifier: cls, Label: spec.Label, Beta: spec.Beta}
+			s.Constraint = Class{Classifier: cls, Label: spec.Label, Beta: spec.Beta, Cap: spec.Cap}
 		}
 	case "inpaint":
 		if c != 1 {

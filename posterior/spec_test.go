@@ -16,9 +16,11 @@ func TestParseSpec(t *testing.T) {
 		want Spec
 		str  string
 	}{
-		{"class:7", Spec{Kind: "class", Label: 7, Beta: 1}, "class:7,beta=1"},
-		{"class:3,beta=2.5,classifier=x.safetensors", Spec{Kind: "class", Label: 3, Beta: 2.5, Classifier: "x.safetensors"}, "class:3,beta=2.5,classifier=x.safetensors"},
-		{"class:all,beta=2", Spec{Kind: "class", Label: AllClasses, Beta: 2}, "class:all,beta=2"},
+		{"class:7", Spec{Kind: "class", Label: 7, Beta: 1, Cap: 1}, "class:7,beta=1"},
+		{"class:3,beta=2.5,classifier=x.safetensors", Spec{Kind: "class", Label: 3, Beta: 2.5, Cap: 1, Classifier: "x.safetensors"}, "class:3,beta=2.5,classifier=x.safetensors"},
+		{"class:all,beta=2", Spec{Kind: "class", Label: AllClasses, Beta: 2, Cap: 1}, "class:all,beta=2"},
+		{"class:all,cap=0.9,beta=20", Spec{Kind: "class", Label: AllClasses, Beta: 20, Cap: 0.9}, "class:all,beta=20,cap=0.9"},
+		{"class:4,cap=1", Spec{Kind: "class", Label: 4, Beta: 1, Cap: 1}, "class:4,beta=1"},
 		{"inpaint:m.png", Spec{Kind: "inpaint", Mask: "m.png", Sigma: 0.1}, "inpaint:m.png,sigma=0.1,image=0"},
 		{"inpaint:m.png,image=12,sigma=0.05", Spec{Kind: "inpaint", Mask: "m.png", Sigma: 0.05, Image: 12}, "inpaint:m.png,sigma=0.05,image=12"},
 		{"wgsl:c.wgsl", Spec{Kind: "wgsl", File: "c.wgsl"}, "wgsl:c.wgsl"},
@@ -46,6 +48,9 @@ func TestParseSpec(t *testing.T) {
 		{"class:1,beta=0", "beta=0 (want a positive number)"},
 		{"class:1,sigma=2", `unknown option "sigma" for class`},
 		{"class:1,beta=1,beta=2", "given twice"},
+		{"class:1,cap=0", "cap=0 (want a positive number)"},
+		{"class:1,cap=1.5", "cap=1.5 (want a probability in (0, 1]"},
+		{"inpaint:m.png,cap=0.5", `unknown option "cap" for inpaint`},
 		{"class:1,beta", "not KEY=VALUE"},
 		{"inpaint:m.png,image=-3", "image=-3"},
 		{"inpaint:,sigma=1", "no mask file"},

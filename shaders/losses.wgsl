@@ -4,8 +4,9 @@
 // outputs hold one value per row, [B]. Gradients are written (never accumulated) and
 // scaled by p.scale (e.g. 1/B for a batch mean).
 //
-//   softmax cross entropy   loss[b] = logsumexp_d x[b, d] − x[b, y_b]
-//                           g[b, d] = scale·(softmax(x[b])_d − [d = y_b])
+//   softmax cross entropy   loss[b] = max(logsumexp_d x[b, d] − x[b, y_b], loss_floor)
+//                           g[b, d] = scale·(softmax(x[b])_d − [d = y_b]), 0 where the
+//                                     floor holds (the derivative of the max)
 //   Bernoulli logits NLL    loss[b] = Σ_d max(x, 0) − x·t + log1p(exp(−|x|))   (x, t at [b, d])
 //                           g[b, d] = scale·(sigmoid(x) − t)
 //   argmax                  out[b] = the smallest d with x[b, d] maximal (NaN counts as max)
@@ -33,7 +34,10 @@
 // A label ≥ D (only possible when a GPU kernel produced it) makes its row's loss and
 // gradient NaN, so it cannot pass unnoticed.
 //
-// Overrides: wg (u32), the workgroup size: on GPUs 32..256 by row length; on CPU adapters
+// Overrides: loss_floor (f32, xent and xent_forward only; default 0, which no cross
+//   entropy is below, so no floor): the hinge max(xent, floor). With floor = −log τ a
+//   reward −β·loss = β·min(log p_y, log τ) saturates once the class has probability τ.
+//   wg (u32), the workgroup size: on GPUs 32..256 by row length; on CPU adapters
 //   (lavapipe) the SIMD width, so that a workgroup is one SIMD chunk and its barriers are
 //   cheap.
 // Dispatch: the row kernels (all but reparameterize) give each workgroup a contiguous
@@ -51,6 +55,7 @@
 // the losses take any finite logits (the max is subtracted, exp(−|x|) ≤ 1).
 
 override wg: u32 = 64u;
+override loss_floor: f32 = 0.0;
 
 // Lowest finite f32: the running max of an empty lane. Not −inf, so that merging two empty
 // lanes computes exp(0)·0 rather than exp(−inf − −inf) = NaN.
@@ -151,11 +156,18 @@ fn row_lse(base: u32, cols: u32, lid: u32) -> vec2<f32> {
 
 // xent_loss is logsumexp − x_y = (m − x_y) + log s: the difference first, so that a
 // confident row (x_y = m, s ≈ 1) keeps its small loss instead of losing it next to m.
+// It is not floored (see xent_floor).
 fn xent_loss(base: u32, st: vec2<f32>, y: u32, P: Params) -> f32 {
 	if (y >= P.cols) {
 		return bitcast<f32>(P.nan_bits);
 	}
 	return (st.x - in0[base + y]) + log(st.y);
+}
+
+// xent_floor is max(loss, loss_floor) written with a select, so that a NaN loss stays NaN
+// (WGSL's max may return either operand for a NaN).
+fn xent_floor(loss: f32) -> f32 {
+	return select(loss, loss_floor, loss < loss_floor);
 }
 
 @compute @workgroup_size(wg)
@@ -167,15 +179,18 @@ fn xent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 		let base = row * P.cols;
 		let st = row_lse(base, P.cols, lid);
 		let y = lab1[row];
+		// Every lane computes the loss (one read of x_y): the floor decides the gradient.
+		let loss = xent_loss(base, st, y, P);
 		if (lid == 0u) {
-			out2[row] = xent_loss(base, st, y, P);
+			out2[row] = xent_floor(loss);
 		}
 		let ok = y < P.cols;
+		let floored = loss < loss_floor;
 		let nan = bitcast<f32>(P.nan_bits);
 		let k = P.scale / st.y;
 		for (var j = lid; j < P.cols; j += wg) {
 			let g = exp(in0[base + j] - st.x) * k - select(0.0, P.scale, j == y);
-			out3[base + j] = select(nan, g, ok);
+			out3[base + j] = select(select(nan, g, ok), 0.0, floored);
 		}
 	}
 }
@@ -189,7 +204,7 @@ fn xent_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 		let base = row * P.cols;
 		let st = row_lse(base, P.cols, lid);
 		if (lid == 0u) {
-			out2[row] = xent_loss(base, st, lab1[row], P);
+			out2[row] = xent_floor(xent_loss(base, st, lab1[row], P));
 		}
 	}
 }

@@ -92,23 +92,49 @@ func runEval(args []string) error {
 		}
 		return nil
 	}
-	logZ, _ := tg.LogZ()
-	est := train.EstimateLogZ(s.LogW, logZ)
-	truth := tg.Sample(rand.New(rand.NewPCG(*seed, 99)), *n)
-	w2, err := train.W2(s.Z, truth)
-	if err != nil {
-		return err
-	}
-	eubo, err := tr.EUBO(truth, 0xe0b0)
+	r, err := evalSynthetic(tr, tg, s, *n, *seed)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("target        %s (d=%d), %d iterations, %s\n", tg.Name(), tg.Dim(), ck.Iter, ck.Cfg.Objective)
 	fmt.Printf("samples       %d\n", *n)
-	fmt.Printf("log Z (true)  %.4f\n", logZ)
-	fmt.Printf("log Ẑ (ELBO)  %.4f   Δ    = %.4f\n", est.ELBO, est.Delta)
-	fmt.Printf("log Ẑ^RW      %.4f   Δ^RW = %.4f\n", est.IW, est.DelRW)
-	fmt.Printf("EUBO          %.4f   EUBO − log Z = %.4f\n", eubo, eubo-logZ)
-	fmt.Printf("W2            %.4f\n", w2)
+	fmt.Printf("log Z (true)  %.4f\n", r.LogZ)
+	fmt.Printf("log Ẑ (ELBO)  %.4f   Δ    = %.4f\n", r.ELBO, r.Delta)
+	fmt.Printf("log Ẑ^RW      %.4f   Δ^RW = %.4f\n", r.IW, r.DeltaRW)
+	fmt.Printf("EUBO          %.4f   EUBO − log Z = %.4f\n", r.EUBO, r.EUBO-r.LogZ)
+	fmt.Printf("W2            %.4f\n", r.W2)
 	return nil
+}
+
+// syntheticEval is the metric table of a sampler of a synthetic target (known log Z and
+// exact samples), as `osds eval` prints it and `osds protocol` records it.
+type syntheticEval struct {
+	Iter    int     `json:"iter"`
+	Samples int     `json:"samples"`
+	LogZ    float64 `json:"log_z"`
+	ELBO    float64 `json:"elbo"`
+	IW      float64 `json:"iw"`
+	Delta   float64 `json:"delta"`
+	DeltaRW float64 `json:"delta_rw"`
+	EUBO    float64 `json:"eubo"`
+	W2      float64 `json:"w2"`
+}
+
+// evalSynthetic measures on-policy samples s of tr against target tg: the ELBO and
+// importance-weighted log Ẑ and their gaps to the true log Z, the EUBO and W2 against n
+// exact samples drawn with seed.
+func evalSynthetic(tr *train.Trainer, tg train.Target, s *train.Samples, n int, seed uint64) (syntheticEval, error) {
+	logZ, _ := tg.LogZ()
+	est := train.EstimateLogZ(s.LogW, logZ)
+	truth := tg.Sample(rand.New(rand.NewPCG(seed, 99)), n)
+	w2, err := train.W2(s.Z, truth)
+	if err != nil {
+		return syntheticEval{}, err
+	}
+	eubo, err := tr.EUBO(truth, 0xe0b0)
+	if err != nil {
+		return syntheticEval{}, err
+	}
+	return syntheticEval{Iter: tr.Iter(), Samples: n, LogZ: logZ, ELBO: est.ELBO, IW: est.IW,
+		Delta: est.Delta, DeltaRW: est.DelRW, EUBO: eubo, W2: w2}, nil
 }

@@ -23,6 +23,7 @@ func commands() []command {
 		{"view", "sample a trained sampler interactively in a window", runView},
 		{"sample", "draw from a trained posterior sampler and write f(z) as a PNG grid", runSample},
 		{"compare", "compare osds samplers with IS, MALA and HMC at equal f evaluations", runCompare},
+		{"protocol", "run the published synthetic benchmark table (resumable) and print it beside the paper's", runProtocol},
 		{"prior", "train, sample, evaluate and list generative priors and classifiers", runPrior},
 		{"bench", "measure the WGSL kernels against same-run ceilings and CPU references", runBench},
 	}

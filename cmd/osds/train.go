@@ -58,7 +58,7 @@ func runTrain(args []string) error {
 	fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
 	target := fs.String("target", "gmm25", "target density: gmm25, funnel or manywell")
 	priorRef := fs.String("prior", "", "train a posterior sampler in the noise space of this prior: a shipped name (mnist-vae) or a .safetensors file (needs --constraint; excludes --target)")
-	constraint := fs.String("constraint", "", "the posterior's constraint: class:LABEL[,beta=1][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=0.1][,image=N] (MASK: white = observed) or wgsl:FILE.wgsl[,step=H] (your fn log_reward(x: Sample) -> f32, see examples/constraints); class:all trains ONE amortised sampler for every class (sample one with `osds sample --class`)")
+	constraint := fs.String("constraint", "", "the posterior's constraint: class:LABEL[,beta=1][,cap=T][,classifier=NAME|FILE] (r = min(p_cls, T)^beta) or inpaint:MASK.png[,sigma=0.1][,image=N] (MASK: white = observed) or wgsl:FILE.wgsl[,step=H] (your fn log_reward(x: Sample) -> f32, see examples/constraints); class:all trains ONE amortised sampler for every class (sample one with `osds sample --class`)")
 	iters := fs.Int("iters", 25000, "training iterations")
 	steps := fs.Int("steps", 100, "SDE steps T")
 	batch := fs.Int("batch", 300, "trajectories per iteration")
@@ -85,6 +85,7 @@ func runTrain(args []string) error {
 	every := fs.Int("checkpoint-every", 1000, "write a checkpoint every this many iterations")
 	evalEvery := fs.Int("eval-every", 0, "evaluate log Ẑ on 2000 samples every this many iterations (0: only at the end)")
 	resume := fs.String("resume", "", "continue from this checkpoint (its configuration wins)")
+	timeLimit := fs.Duration("time-limit", 0, "stop after this much wall time (e.g. 2h), with a checkpoint to --resume from (0: no limit)")
 	view := fs.Bool("view", false, "show the samples live in a window while training (closing it does not stop training)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -194,8 +195,8 @@ func runTrain(args []string) error {
 		}
 		cfg.Steps, cfg.Sigma2, cfg.Width, cfg.Harmonics = pc.Steps, pc.Sigma2, pc.Width, pc.Harmonics
 	}
-	if *iters < 0 || *every < 1 {
-		return fmt.Errorf("--iters must be ≥ 0 and --checkpoint-every ≥ 1")
+	if *iters < 0 || *every < 1 || *timeLimit < 0 {
+		return fmt.Errorf("--iters must be ≥ 0, --checkpoint-every ≥ 1 and --time-limit ≥ 0")
 	}
 	if ck != nil {
 		if tg != nil && ck.Target != tg.Name() {
@@ -370,6 +371,7 @@ func runTrain(args []string) error {
 	}
 	var runErr error
 	var lastFrame time.Time
+	timedOut := false
 loop:
 	for tr.Iter() < end {
 		select {
@@ -377,6 +379,10 @@ loop:
 			runErr = errors.New("interrupted")
 			break loop
 		default:
+		}
+		if *timeLimit > 0 && time.Since(start) >= *timeLimit {
+			timedOut = true
+			break
 		}
 		st, ok, err := tr.Step()
 		if err != nil {
@@ -441,6 +447,11 @@ loop:
 	fmt.Fprintf(os.Stderr, "\ncheckpoint: %s\n", ckpt)
 	if runErr != nil {
 		return runErr
+	}
+	if timedOut {
+		// Not an error: the run did what was asked and can go on where it stopped.
+		fmt.Fprintf(os.Stderr, "time limit %v reached after iteration %d of %d; continue with --resume %s --iters %d\n", *timeLimit, tr.Iter(), end, ckpt, end-tr.Iter())
+		return nil
 	}
 	return evaluate()
 }

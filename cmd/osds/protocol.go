@@ -1,0 +1,370 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"osds/nn"
+	"osds/train"
+)
+
+// The published protocol (reference notes §6 and §8; Sendera et al.): every method trains
+// 25,000 iterations (10,000 with the Langevin drift), batch 300, T = 100, the target's σ²,
+// width 64, over 5 seeds, and is evaluated on 2000 on-policy samples (W2 against 2000 exact
+// samples). `osds protocol` runs that table cell by cell, resumably: a session with a time
+// limit stops inside a cell with a checkpoint, and the next call continues it
+// bit-identically, so the table can be filled over several sessions or on a lent GPU.
+
+// publishedStat is a published mean ± std over 5 runs.
+type publishedStat struct{ Mean, Std float64 }
+
+// publishedCell is one target's published Δ log Ẑ, Δ log Ẑ^RW and W2 for one method.
+type publishedCell struct{ Delta, DeltaRW, W2 publishedStat }
+
+// protocolMethod is one row of the published table: the `osds train` flags that make it,
+// its iteration count and the published numbers per target.
+type protocolMethod struct {
+	Slug, Name string
+	Args       []string
+	Iters      int
+	Published  map[string]publishedCell
+}
+
+func pub(d, ds, rw, rws, w, ws float64) publishedCell {
+	return publishedCell{publishedStat{d, ds}, publishedStat{rw, rws}, publishedStat{w, ws}}
+}
+
+// protocolTargets are the synthetic targets of the published table, in its order.
+var protocolTargets = []string{"gmm25", "funnel", "manywell"}
+
+// protocolMethods are the rows of the published table that osds implements (reference
+// notes §8, Table 1). Exploration is 0.2, or 0.1 with local search; local search draws
+// buffer states by rank (k = 0.01) and runs K = 200 MALA steps (100 burn-in) every 100
+// iterations: the train defaults.
+var protocolMethods = []protocolMethod{
+	{"tb", "TB", nil, 25000, map[string]publishedCell{
+		"gmm25": pub(1.176, 0.109, 1.071, 0.112, 4.83, 0.45), "funnel": pub(0.690, 0.018, 0.239, 0.192, 22.4, 4.0), "manywell": pub(4.01, 0.04, 2.67, 0.02, 6.14, 0.02)}},
+	{"tb-expl", "TB + Expl.", []string{"--explore", "0.2"}, 25000, map[string]publishedCell{
+		"gmm25": pub(0.560, 0.302, 0.422, 0.320, 3.61, 1.41), "funnel": pub(0.749, 0.015, 0.226, 0.138, 21.3, 4.0), "manywell": pub(4.01, 0.05, 2.68, 0.06, 6.15, 0.02)}},
+	{"vargrad-expl", "VarGrad + Expl.", []string{"--objective", "vargrad", "--explore", "0.2"}, 25000, map[string]publishedCell{
+		"gmm25": pub(0.615, 0.241, 0.487, 0.250, 3.89, 0.85), "funnel": pub(0.642, 0.010, 0.250, 0.112, 22.1, 4.0), "manywell": pub(4.01, 0.05, 2.69, 0.06, 6.15, 0.02)}},
+	{"tb-expl-ls", "TB + Expl. + LS", []string{"--explore", "0.1", "--local-search", "--replay", "rank"}, 25000, map[string]publishedCell{
+		"gmm25": pub(0.171, 0.013, 0.004, 0.011, 1.25, 0.18), "funnel": pub(0.653, 0.025, 0.285, 0.099, 21.9, 4.0), "manywell": pub(4.57, 2.13, 0.19, 0.29, 5.66, 0.05)}},
+	{"tb-expl-lp", "TB + Expl. + LP", []string{"--explore", "0.2", "--langevin"}, 10000, map[string]publishedCell{
+		"gmm25": pub(0.206, 0.018, 0.011, 0.010, 1.29, 0.07), "funnel": pub(0.666, 0.615, 0.051, 0.616, 22.3, 3.9), "manywell": pub(7.46, 1.74, 1.06, 1.11, 5.73, 0.31)}},
+	{"tb-expl-lp-ls", "TB + Expl. + LP + LS", []string{"--explore", "0.1", "--langevin", "--local-search", "--replay", "rank"}, 10000, map[string]publishedCell{
+		"gmm25": pub(0.190, 0.013, 0.007, 0.011, 1.31, 0.07), "funnel": pub(0.768, 0.052, 0.264, 0.063, 21.8, 3.9), "manywell": pub(4.68, 0.49, 0.07, 0.17, 5.33, 0.03)}},
+	{"vargrad-expl-lp-ls", "VarGrad + Expl. + LP + LS", []string{"--objective", "vargrad", "--explore", "0.1", "--langevin", "--local-search", "--replay", "rank"}, 10000, map[string]publishedCell{
+		"gmm25": pub(0.207, 0.016, 0.015, 0.015, 1.13, 0.13), "funnel": pub(0.920, 0.118, 0.256, 0.037, 21.2, 4.0), "manywell": pub(4.11, 0.45, 0.02, 0.21, 5.30, 0.02)}},
+}
+
+// protocolCell is one (target, method, seed) run of the protocol.
+type protocolCell struct {
+	Target string
+	Method protocolMethod
+	Seed   int
+	Iters  int // the goal: the method's published count, or --iters
+}
+
+func (c protocolCell) dir(root string) string {
+	return filepath.Join(root, c.Target, c.Method.Slug, "seed"+strconv.Itoa(c.Seed))
+}
+
+func (c protocolCell) String() string {
+	return fmt.Sprintf("%s / %s / seed %d", c.Target, c.Method.Name, c.Seed)
+}
+
+// cellEval is a finished cell's evaluation as written to its eval.json.
+type cellEval struct {
+	Target string `json:"target"`
+	Method string `json:"method"`
+	Seed   int    `json:"seed"`
+	syntheticEval
+}
+
+func runProtocol(args []string) error {
+	fs := pflag.NewFlagSet("protocol", pflag.ContinueOnError)
+	out := fs.String("out", "runs/published", "folder of the runs: OUT/TARGET/METHOD/seedK/{checkpoint.safetensors,eval.json}, and OUT/table.md")
+	targets := fs.String("targets", strings.Join(protocolTargets, ","), "comma-separated targets")
+	methods := fs.String("methods", "all", "comma-separated method slugs, or all: "+methodSlugs())
+	seeds := fs.Int("seeds", 5, "seeds 1..N per method and target")
+	iters := fs.Int("iters", 0, "iterations per run (0: the published 25,000, or 10,000 with the Langevin drift); a smaller value makes a quick, not comparable, table")
+	timeLimit := fs.Duration("time-limit", 0, "stop after this much wall time (e.g. 2h) with every run checkpointed; the next call continues (0: run the whole table)")
+	tableOnly := fs.Bool("table", false, "only print the table of the runs evaluated so far")
+	samples := fs.Int("samples", 2000, "on-policy samples (and exact samples for W2) per evaluation")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cells, err := protocolCells(*targets, *methods, *seeds, *iters)
+	if err != nil {
+		return err
+	}
+	if *timeLimit < 0 || *samples < 2 {
+		return fmt.Errorf("--time-limit must be ≥ 0 and --samples ≥ 2")
+	}
+	if !*tableOnly {
+		deadline := time.Time{}
+		if *timeLimit > 0 {
+			deadline = time.Now().Add(*timeLimit)
+		}
+		done, err := runCells(cells, *out, deadline, *samples)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "protocol: %d of %d runs finished and evaluated\n", done, len(cells))
+	}
+	table, err := protocolTable(cells, *out)
+	if err != nil {
+		return err
+	}
+	fmt.Print(table)
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	return nn.WriteFileAtomic(filepath.Join(*out, "table.md"), []byte(table))
+}
+
+func methodSlugs() string {
+	var s []string
+	for _, m := range protocolMethods {
+		s = append(s, m.Slug)
+	}
+	return strings.Join(s, ", ")
+}
+
+// protocolCells lists the runs of the selected targets, methods and seeds, in the order
+// they are trained: seed-major, so that a partial table has every cell's first seed first.
+func protocolCells(targets, methods string, seeds, iters int) ([]protocolCell, error) {
+	if seeds < 1 || iters < 0 {
+		return nil, fmt.Errorf("--seeds %d and --iters %d: want ≥ 1 seed and ≥ 0 iterations", seeds, iters)
+	}
+	var ts []string
+	for _, t := range strings.Split(targets, ",") {
+		t = strings.TrimSpace(t)
+		ok := false
+		for _, k := range protocolTargets {
+			ok = ok || k == t
+		}
+		if !ok {
+			return nil, fmt.Errorf("--targets: unknown target %q (want some of %s)", t, strings.Join(protocolTargets, ", "))
+		}
+		ts = append(ts, t)
+	}
+	var ms []protocolMethod
+	if strings.TrimSpace(methods) == "all" {
+		ms = protocolMethods
+	} else {
+		for _, slug := range strings.Split(methods, ",") {
+			slug = strings.TrimSpace(slug)
+			found := false
+			for _, m := range protocolMethods {
+				if m.Slug == slug {
+					ms, found = append(ms, m), true
+				}
+			}
+			if !found {
+				return nil, fmt.Errorf("--methods: unknown method %q (want all, or some of %s)", slug, methodSlugs())
+			}
+		}
+	}
+	var cells []protocolCell
+	for seed := 1; seed <= seeds; seed++ {
+		for _, t := range ts {
+			for _, m := range ms {
+				n := m.Iters
+				if iters > 0 {
+					n = iters
+				}
+				cells = append(cells, protocolCell{Target: t, Method: m, Seed: seed, Iters: n})
+			}
+		}
+	}
+	return cells, nil
+}
+
+// runCells trains (or resumes) and evaluates each cell in turn until all are done or the
+// deadline (zero: none) passes. It returns how many cells are finished and evaluated.
+func runCells(cells []protocolCell, root string, deadline time.Time, samples int) (int, error) {
+	done := 0
+	for _, c := range cells {
+		dir := c.dir(root)
+		ckpt := filepath.Join(dir, "checkpoint.safetensors")
+		if ev, err := readCellEval(dir); err == nil && ev.Iter == c.Iters && ev.Samples == samples {
+			done++
+			continue
+		}
+		iter := 0
+		if _, err := os.Stat(ckpt); err == nil {
+			ck, err := train.LoadCheckpoint(ckpt)
+			if err != nil {
+				return done, fmt.Errorf("%s: %w (remove %s to start this run again)", c, err, dir)
+			}
+			iter = ck.Iter
+			if ck.Target != c.Target {
+				return done, fmt.Errorf("%s: %s holds a run of %q", c, ckpt, ck.Target)
+			}
+		}
+		if iter > c.Iters {
+			return done, fmt.Errorf("%s: %s is at iteration %d, past this table's %d (use another --out)", c, ckpt, iter, c.Iters)
+		}
+		if iter < c.Iters {
+			left := time.Duration(0)
+			if !deadline.IsZero() {
+				if left = time.Until(deadline); left <= 0 {
+					return done, nil
+				}
+			}
+			args := []string{"--out", dir, "--iters", strconv.Itoa(c.Iters - iter)}
+			if iter > 0 {
+				fmt.Fprintf(os.Stderr, "protocol: %s: resuming at iteration %d of %d\n", c, iter, c.Iters)
+				args = append(args, "--resume", ckpt)
+			} else {
+				fmt.Fprintf(os.Stderr, "protocol: %s: %d iterations\n", c, c.Iters)
+				args = append(append(args, "--target", c.Target, "--seed", strconv.Itoa(c.Seed)), c.Method.Args...)
+			}
+			if left > 0 {
+				args = append(args, "--time-limit", left.String())
+			}
+			if err := runTrain(args); err != nil {
+				return done, fmt.Errorf("%s: %w", c, err)
+			}
+			ck, err := train.LoadCheckpoint(ckpt)
+			if err != nil {
+				return done, fmt.Errorf("%s: %w", c, err)
+			}
+			if ck.Iter < c.Iters {
+				return done, nil // the time limit stopped it
+			}
+		}
+		ev, err := evalCheckpoint(ckpt, samples)
+		if err != nil {
+			return done, fmt.Errorf("%s: evaluating: %w", c, err)
+		}
+		rec := cellEval{Target: c.Target, Method: c.Method.Slug, Seed: c.Seed, syntheticEval: ev}
+		js, err := json.MarshalIndent(rec, "", "  ")
+		if err != nil {
+			return done, err
+		}
+		if err := nn.WriteFileAtomic(filepath.Join(dir, "eval.json"), append(js, '\n')); err != nil {
+			return done, err
+		}
+		fmt.Fprintf(os.Stderr, "protocol: %s: Δ %.4f, Δ^RW %.4f, W2 %.4f, EUBO %.4f\n", c, ev.Delta, ev.DeltaRW, ev.W2, ev.EUBO)
+		done++
+	}
+	return done, nil
+}
+
+// evalCheckpoint evaluates a synthetic-target checkpoint as `osds eval` does (the same
+// sample stream and exact-sample seed 1).
+func evalCheckpoint(path string, samples int) (syntheticEval, error) {
+	ck, err := train.LoadCheckpoint(path)
+	if err != nil {
+		return syntheticEval{}, err
+	}
+	tg, err := train.NewTarget(ck.Target)
+	if err != nil {
+		return syntheticEval{}, err
+	}
+	cs, err := openCheckpoint(ck)
+	if err != nil {
+		return syntheticEval{}, err
+	}
+	defer cs.Close()
+	s, err := cs.tr.Sample(samples, 0xe7a1)
+	if err != nil {
+		return syntheticEval{}, err
+	}
+	return evalSynthetic(cs.tr, tg, s, samples, 1)
+}
+
+func readCellEval(dir string) (cellEval, error) {
+	var ev cellEval
+	b, err := os.ReadFile(filepath.Join(dir, "eval.json"))
+	if err != nil {
+		return ev, err
+	}
+	return ev, json.Unmarshal(b, &ev)
+}
+
+// protocolTable is the Markdown table of the evaluated cells: per target and method, the
+// mean ± std over the seeds evaluated so far, next to the published mean ± std. A metric
+// passes when |mean| ≤ |published mean| + 2·published std (the issue's "within the
+// published mean ± 2 std or better"; Δ's are signed, so better means closer to 0).
+func protocolTable(cells []protocolCell, root string) (string, error) {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "| target | method | iterations | seeds | Δ log Ẑ | Δ log Ẑ^RW | W2 | EUBO − log Z | published Δ | published Δ^RW | published W2 |\n")
+	fmt.Fprintf(&sb, "|---|---|---:|---:|---|---|---|---|---|---|---|\n")
+	type key struct{ t, m string }
+	seen := map[key]bool{}
+	for _, c := range cells {
+		k := key{c.Target, c.Method.Slug}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		var d, rw, w2, eubo []float64
+		for _, o := range cells {
+			if o.Target != c.Target || o.Method.Slug != c.Method.Slug {
+				continue
+			}
+			ev, err := readCellEval(o.dir(root))
+			if errors.Is(err, os.ErrNotExist) || (err == nil && ev.Iter != o.Iters) {
+				continue
+			}
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", o, err)
+			}
+			d, rw, w2, eubo = append(d, ev.Delta), append(rw, ev.DeltaRW), append(w2, ev.W2), append(eubo, ev.EUBO-ev.LogZ)
+		}
+		p := c.Method.Published[c.Target]
+		cell := func(xs []float64, ps publishedStat) string {
+			if len(xs) == 0 {
+				return "–"
+			}
+			m, s := meanStd(xs)
+			mark := "✗"
+			if math.Abs(m) <= math.Abs(ps.Mean)+2*ps.Std {
+				mark = "✓"
+			}
+			return fmt.Sprintf("%.3f ± %.3f %s", m, s, mark)
+		}
+		eu := "–"
+		if len(eubo) > 0 {
+			m, s := meanStd(eubo)
+			eu = fmt.Sprintf("%.3f ± %.3f", m, s)
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %d | %d | %s | %s | %s | %s | %.3f ± %.3f | %.3f ± %.3f | %.2f ± %.2f |\n",
+			c.Target, c.Method.Name, c.Iters, len(d), cell(d, p.Delta), cell(rw, p.DeltaRW), cell(w2, p.W2), eu,
+			p.Delta.Mean, p.Delta.Std, p.DeltaRW.Mean, p.DeltaRW.Std, p.W2.Mean, p.W2.Std)
+	}
+	return sb.String(), nil
+}
+
+// meanStd is the mean and the sample standard deviation (0 for one value).
+func meanStd(xs []float64) (float64, float64) {
+	var m float64
+	for _, x := range xs {
+		m += x
+	}
+	m /= float64(len(xs))
+	if len(xs) < 2 {
+		return m, 0
+	}
+	var v float64
+	for _, x := range xs {
+		v += (x - m) * (x - m)
+	}
+	return m, math.Sqrt(v / float64(len(xs)-1))
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestProtocolResumesAndTabulates runs a shortened protocol table (gmm25, TB, 12
+// iterations) in one go, and again in two calls, the first stopping at 6 iterations: the
+// second call must resume the checkpoint and reach the same evaluation bit for bit. A
+// deadline that has already passed trains nothing and still prints the table.
+func TestProtocolResumesAndTabulates(t *testing.T) {
+	bin := buildOSDS(t)
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"protocol", "--targets", "gmm25", "--methods", "tb", "--samples", "500"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("osds protocol %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	straight, split := t.TempDir(), t.TempDir()
+	out := run("--out", straight, "--seeds", "2", "--iters", "12")
+	if !strings.Contains(out, "2 of 2 runs finished") || !strings.Contains(out, "| gmm25 | TB | 12 | 2 |") {
+		t.Fatalf("straight run: want both seeds finished and tabulated:\n%s", out)
+	}
+	table, err := os.ReadFile(filepath.Join(straight, "table.md"))
+	if err != nil || !strings.Contains(string(table), "1.176 ± 0.109") {
+		t.Fatalf("table.md lacks the published numbers (%v):\n%s", err, table)
+	}
+
+	run("--out", split, "--seeds", "1", "--iters", "6")
+	out = run("--out", split, "--seeds", "1", "--iters", "12")
+	if !strings.Contains(out, "resuming at iteration 6 of 12") {
+		t.Fatalf("second call did not resume the 6-iteration checkpoint:\n%s", out)
+	}
+	a, b := readEvalJSON(t, straight), readEvalJSON(t, split)
+	if a != b {
+		t.Fatalf("resumed run differs from the straight one:\nstraight %+v\nresumed  %+v", a, b)
+	}
+	if a.Iter != 12 || a.Samples != 500 || a.Seed != 1 || a.Method != "tb" {
+		t.Fatalf("eval.json %+v: want iteration 12, 500 samples, seed 1, method tb", a)
+	}
+
+	late := t.TempDir()
+	out = run("--out", late, "--seeds", "1", "--iters", "12", "--time-limit", "1ns")
+	if !strings.Contains(out, "0 of 1 runs finished") || !strings.Contains(out, "| gmm25 | TB | 12 | 0 | – |") {
+		t.Fatalf("past deadline: want nothing trained and an empty row:\n%s", out)
+	}
+
+	stopped := t.TempDir()
+	tout, err := exec.Command(bin, "train", "--target", "gmm25", "--steps", "6", "--batch", "32", "--iters", "50", "--time-limit", "1ns", "--out", stopped).CombinedOutput()
+	if err != nil || !strings.Contains(string(tout), "time limit 1ns reached after iteration 0 of 50; continue with --resume") {
+		t.Fatalf("train --time-limit: %v\n%s", err, tout)
+	}
+	if _, err := os.Stat(filepath.Join(stopped, "checkpoint.safetensors")); err != nil {
+		t.Fatalf("train stopped by its time limit left no checkpoint: %v", err)
+	}
+
+	cmd := exec.Command(bin, "protocol", "--methods", "tb,lp")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), `unknown method "lp"`) {
+		t.Fatalf("unknown method: %v\n%s", err, out)
+	}
+}
+
+func readEvalJSON(t *testing.T, root string) cellEval {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "gmm25", "tb", "seed1", "eval.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev cellEval
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
