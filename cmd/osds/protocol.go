@@ -212,8 +212,8 @@ func runCells(cells []protocolCell, root string, deadline time.Time, samples int
 				return done, fmt.Errorf("%s: %w (remove %s to start this run again)", c, err, dir)
 			}
 			iter = ck.Iter
-			if ck.Target != c.Target {
-				return done, fmt.Errorf("%s: %s holds a run of %q", c, ckpt, ck.Target)
+			if ck.Target != c.Target || ck.Cfg.Seed != uint64(c.Seed) {
+				return done, fmt.Errorf("%s: %s holds a run of %q with seed %d (remove it, or use another --out)", c, ckpt, ck.Target, ck.Cfg.Seed)
 			}
 		}
 		if iter > c.Iters {
