@@ -198,7 +198,7 @@ func protocolCells(targets, methods string, seeds, iters int) ([]protocolCell, e
 // deadline (zero: none) passes. It returns how many cells are finished and evaluated.
 func runCells(cells []protocolCell, root string, deadline time.Time, samples int) (int, error) {
 	done := 0
-	for _, c := range cells {
+	for k, c := range cells {
 		dir := c.dir(root)
 		ckpt := filepath.Join(dir, "checkpoint.safetensors")
 		if ev, err := readCellEval(dir); err == nil && ev.Iter == c.Iters && ev.Samples == samples {
@@ -228,10 +228,10 @@ func runCells(cells []protocolCell, root string, deadline time.Time, samples int
 			}
 			args := []string{"--out", dir, "--iters", strconv.Itoa(c.Iters - iter)}
 			if iter > 0 {
-				fmt.Fprintf(os.Stderr, "protocol: %s: resuming at iteration %d of %d\n", c, iter, c.Iters)
+				fmt.Fprintf(os.Stderr, "protocol: run %d of %d, %s: resuming at iteration %d of %d\n", k+1, len(cells), c, iter, c.Iters)
 				args = append(args, "--resume", ckpt)
 			} else {
-				fmt.Fprintf(os.Stderr, "protocol: %s: %d iterations\n", c, c.Iters)
+				fmt.Fprintf(os.Stderr, "protocol: run %d of %d, %s: %d iterations\n", k+1, len(cells), c, c.Iters)
 				args = append(append(args, "--target", c.Target, "--seed", strconv.Itoa(c.Seed)), c.Method.Args...)
 			}
 			if left > 0 {
