@@ -93,3 +93,36 @@ func TestReadMask(t *testing.T) {
 		t.Fatalf("wrong size: %v", err)
 	}
 }
+
+// TestOpenCarriesCap: a parsed cap reaches the constraint Open builds, for one class and
+// for the amortised family, and survives the spec's round trip through a checkpoint's
+// metadata.
+func TestOpenCarriesCap(t *testing.T) {
+	l := testLibrary(t)
+	for _, in := range []string{"class:3,beta=10,cap=0.9", "class:all,beta=10,cap=0.9"} {
+		sp, err := ParseSpec(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(l, "mnist-vae", sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got float64
+		switch {
+		case s.Family != nil:
+			got = s.Family.(ClassFamily).Cap
+		default:
+			got = s.Constraint.(Class).Cap
+		}
+		meta := s.Metadata()[MetaConstraint]
+		s.Release()
+		if got != 0.9 {
+			t.Fatalf("%s: the constraint has cap %v, want 0.9", in, got)
+		}
+		back, err := ParseSpec(meta)
+		if err != nil || back.Cap != 0.9 || back.Beta != 10 {
+			t.Fatalf("%s: metadata %q parses to %+v (%v)", in, meta, back, err)
+		}
+	}
+}
