@@ -39,7 +39,7 @@ func runEval(args []string) error {
 	}
 	defer cs.Close()
 	tr := cs.tr
-	s, err := tr.Sample(*n, 0xe7a1)
+	s, err := tr.Sample(*n, evalStream)
 	if err != nil {
 		return err
 	}
@@ -105,6 +105,10 @@ func runEval(args []string) error {
 	fmt.Printf("W2            %.4f\n", r.W2)
 	return nil
 }
+
+// evalStream is the noise stream of the on-policy samples `osds eval` and `osds
+// protocol` measure, so that both report the same numbers for a checkpoint.
+const evalStream = 0xe7a1
 
 // syntheticEval is the metric table of a sampler of a synthetic target (known log Z and
 // exact samples), as `osds eval` prints it and `osds protocol` records it.

@@ -282,7 +282,7 @@ func evalCheckpoint(path string, samples int) (syntheticEval, error) {
 		return syntheticEval{}, err
 	}
 	defer cs.Close()
-	s, err := cs.tr.Sample(samples, 0xe7a1)
+	s, err := cs.tr.Sample(samples, evalStream)
 	if err != nil {
 		return syntheticEval{}, err
 	}
