@@ -19,14 +19,45 @@ type MatmulOptions struct {
 	// (gradient accumulation).
 	Accumulate bool
 
-	plain bool // use matmul_plain.wgsl even where subgroups are available (tests)
+	// Kernel forces one implementation (tests and benchmarks compare them); the zero value
+	// lets Matmul choose for the adapter.
+	Kernel MatmulKernel
+}
+
+// MatmulKernel names an implementation of Matmul.
+type MatmulKernel int
+
+const (
+	// MatmulAuto picks MatmulSubgroup on CPU adapters that have subgroups of ≥ 8
+	// invocations (lavapipe) and MatmulTiled everywhere else.
+	MatmulAuto MatmulKernel = iota
+	// MatmulSubgroup is shaders/matmul.wgsl: 32×64 tiles of C per 16 invocations, A's loads
+	// shared by subgroup broadcasts. Tuned for lavapipe, where every load is per lane.
+	MatmulSubgroup
+	// MatmulTiled is shaders/matmul_tiled.wgsl: 16×16 tiles of C per 256 invocations, both
+	// operands staged in workgroup memory. Many more workgroups for the trainer's small
+	// shapes, which is what a GPU needs.
+	MatmulTiled
+)
+
+// String names the kernel as `osds bench` and the tests print it.
+func (k MatmulKernel) String() string {
+	switch k {
+	case MatmulAuto:
+		return "auto"
+	case MatmulSubgroup:
+		return "subgroup"
+	case MatmulTiled:
+		return "tiled"
+	}
+	return fmt.Sprintf("MatmulKernel(%d)", int(k))
 }
 
 // The tiles of C computed by one workgroup; the WGSL constants WG, ROWS of the kernels.
 const (
-	matmulTileCols      = 64 // 16 invocations × 4 columns (both kernels)
-	matmulTileRows      = 32 // matmul.wgsl: four subgroup broadcast groups of 8 rows
-	matmulPlainTileRows = 4  // matmul_plain.wgsl
+	matmulTileCols  = 64 // matmul.wgsl: 16 invocations × 4 columns
+	matmulTileRows  = 32 // matmul.wgsl: four subgroup broadcast groups of 8 rows
+	matmulTiledSide = 16 // matmul_tiled.wgsl: 16×16 invocations, one element of C each
 )
 
 // Matmul returns an op computing
@@ -37,11 +68,12 @@ const (
 // matrix (Rows × Cols: the last dimension is Cols); op(A) must be M×K, op(B) K×N and C M×N,
 // for any M, N, K ≥ 1. C must not share a buffer with A, B or the bias.
 //
-// On adapters with subgroups of at least 8 invocations (lavapipe, most GPUs) it runs
-// shaders/matmul.wgsl, which shares A's loads across a subgroup; elsewhere
-// shaders/matmul_plain.wgsl. The form, the presence of a bias, Accumulate and Act are
-// compiled into the pipeline (one per combination in use, cached by the Library; about
-// 0.6 s each on lavapipe the first time, then Mesa's disk cache answers).
+// On CPU adapters with subgroups of at least 8 invocations (lavapipe) it runs
+// shaders/matmul.wgsl, which shares A's loads across a subgroup; elsewhere (GPUs, and
+// adapters without such subgroups) shaders/matmul_tiled.wgsl; opts.Kernel overrides the
+// choice. The form, the presence of a bias, Accumulate and Act are compiled into the
+// pipeline (one per combination in use, cached by the Library; about 0.6 s each on
+// lavapipe the first time, then Mesa's disk cache answers).
 func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
 	m, n, k, err := matmulShape(c, a, b, opts)
 	if err != nil {
@@ -60,12 +92,24 @@ func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
 		}
 		biasBuf = opts.Bias.Buf
 	}
-	file, rows := "matmul.wgsl", matmulTileRows
-	if opts.plain || !matmulSubgroups(l.dev) {
-		file, rows = "matmul_plain.wgsl", matmulPlainTileRows
+	kernel := opts.Kernel
+	switch kernel {
+	case MatmulAuto:
+		kernel = l.MatmulKernels()[0]
+	case MatmulSubgroup:
+		if !matmulSubgroups(l.dev) {
+			return nil, fmt.Errorf("kernels: matmul: the subgroup kernel needs subgroups of at least 8 invocations; this adapter has %v (subgroups feature %v)", l.dev.AdapterInfo().SubgroupMinSize, l.dev.HasFeature(gpu.FeatureSubgroups))
+		}
+	case MatmulTiled:
+	default:
+		return nil, fmt.Errorf("kernels: matmul: unknown kernel %v", kernel)
+	}
+	file, grid := "matmul_tiled.wgsl", [3]uint32{uint32(matmulCeilDiv(n, matmulTiledSide)), uint32(matmulCeilDiv(m, matmulTiledSide)), 1}
+	if kernel == MatmulSubgroup {
+		file, grid = "matmul.wgsl", [3]uint32{uint32(matmulCeilDiv(n, matmulTileCols)), uint32(matmulCeilDiv(m, matmulTileRows)), 1}
 	}
 	return l.build(opSpec{
-		name:  "matmul " + matmulForm(opts),
+		name:  "matmul " + MatmulForm(opts),
 		file:  file,
 		entry: "main",
 		consts: map[string]float64{
@@ -75,7 +119,7 @@ func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
 		},
 		buffers: []*gpu.Buffer{a.Buf, b.Buf, biasBuf, c.Buf},
 		params:  Params{m, n, k},
-		grid:    [3]uint32{uint32(matmulCeilDiv(n, matmulTileCols)), uint32(matmulCeilDiv(m, rows)), 1},
+		grid:    grid,
 	})
 }
 
@@ -110,14 +154,26 @@ func matmulShape(c, a, b *Tensor, opts MatmulOptions) (m, n, k int, err error) {
 	return m, n, k, nil
 }
 
+// MatmulKernels lists the implementations of Matmul this library's adapter can run, the one
+// MatmulAuto picks first.
+func (l *Library) MatmulKernels() []MatmulKernel {
+	switch {
+	case !matmulSubgroups(l.dev):
+		return []MatmulKernel{MatmulTiled}
+	case l.dev.AdapterInfo().Type == gpu.AdapterCPU:
+		return []MatmulKernel{MatmulSubgroup, MatmulTiled}
+	}
+	return []MatmulKernel{MatmulTiled, MatmulSubgroup}
+}
+
 // matmulSubgroups reports whether matmul.wgsl can run on d: it broadcasts from lanes 0..7,
 // so every subgroup must have at least 8 invocations.
 func matmulSubgroups(d *gpu.Device) bool {
 	return d.HasFeature(gpu.FeatureSubgroups) && d.AdapterInfo().SubgroupMinSize >= 8
 }
 
-// matmulForm names the product, e.g. "Aᵀ·B", for op names.
-func matmulForm(opts MatmulOptions) string {
+// MatmulForm names the product opts selects, e.g. "Aᵀ·B", for op names and benchmarks.
+func MatmulForm(opts MatmulOptions) string {
 	return matmulOpName("A", opts.TransA) + "·" + matmulOpName("B", opts.TransB)
 }
 

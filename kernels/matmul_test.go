@@ -15,10 +15,11 @@ var matmulForms = []MatmulOptions{
 	{TransB: true}, // A·Bᵀ: input gradient dY·Wᵀ
 }
 
-// matmulSizes are M×N×K: degenerate, awkward (not multiples of the 32×64 tile or of the 4-step
-// K loop), one exact tile, vectors, and two that need many workgroups.
+// matmulSizes are M×N×K: degenerate, awkward (not multiples of either kernel's tiles or K
+// steps), one exact tile, vectors, the trainer's weight gradient (K = batch 300) and two
+// that need many workgroups.
 var matmulSizes = [][3]int{
-	{1, 1, 1}, {7, 13, 5}, {129, 257, 65}, {64, 64, 64}, {1, 300, 64}, {300, 1, 64}, {257, 130, 301},
+	{1, 1, 1}, {7, 13, 5}, {129, 257, 65}, {64, 64, 64}, {1, 300, 64}, {300, 1, 64}, {64, 64, 300}, {257, 130, 301},
 }
 
 // matmulCase is one product to check against RefMatmul.
@@ -40,8 +41,8 @@ func (mc matmulCase) String() string {
 	if mc.opts.Accumulate {
 		s += "_accumulate"
 	}
-	if mc.opts.plain {
-		s += "_plain"
+	if mc.opts.Kernel != MatmulAuto {
+		s += "_" + mc.opts.Kernel.String()
 	}
 	return s
 }
@@ -156,29 +157,36 @@ func absAll(xs []float64) []float64 {
 	return out
 }
 
+// TestMatmul runs every form, size and kernel, with and without a bias.
 func TestMatmul(t *testing.T) {
 	l := testLib(t)
 	rng := testRNG(t)
-	for _, form := range matmulForms {
-		for _, sz := range matmulSizes {
-			for _, bias := range []bool{false, true} {
-				mc := matmulCase{m: sz[0], n: sz[1], k: sz[2], opts: form, bias: bias}
-				t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+	for _, kernel := range l.MatmulKernels() {
+		for _, form := range matmulForms {
+			for _, sz := range matmulSizes {
+				for _, bias := range []bool{false, true} {
+					opts := form
+					opts.Kernel = kernel
+					mc := matmulCase{m: sz[0], n: sz[1], k: sz[2], opts: opts, bias: bias}
+					t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+				}
 			}
 		}
 	}
 }
 
-// TestMatmulActivations runs every activation in the epilogue of every form.
+// TestMatmulActivations runs every activation in the epilogue of every form and kernel.
 func TestMatmulActivations(t *testing.T) {
 	l := testLib(t)
 	rng := testRNG(t)
-	for _, form := range matmulForms {
-		for act := Identity; int(act) < len(activationNames); act++ {
-			opts := form
-			opts.Act = act
-			mc := matmulCase{m: 45, n: 70, k: 19, opts: opts, bias: true}
-			t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+	for _, kernel := range l.MatmulKernels() {
+		for _, form := range matmulForms {
+			for act := Identity; int(act) < len(activationNames); act++ {
+				opts := form
+				opts.Act, opts.Kernel = act, kernel
+				mc := matmulCase{m: 45, n: 70, k: 19, opts: opts, bias: true}
+				t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+			}
 		}
 	}
 }
@@ -224,21 +232,18 @@ func TestMatmulAccumulate(t *testing.T) {
 	})
 }
 
-// TestMatmulPlain runs the kernel for adapters without subgroups on every form.
-func TestMatmulPlain(t *testing.T) {
+// TestMatmulKernelsAccumulate runs each kernel with the whole epilogue (bias, GELU,
+// accumulation) on every form.
+func TestMatmulKernelsAccumulate(t *testing.T) {
 	l := testLib(t)
 	rng := testRNG(t)
-	for _, form := range matmulForms {
-		for _, sz := range [][3]int{{1, 1, 1}, {7, 13, 5}, {129, 257, 65}} {
+	for _, kernel := range l.MatmulKernels() {
+		for _, form := range matmulForms {
 			opts := form
-			opts.plain = true
-			mc := matmulCase{m: sz[0], n: sz[1], k: sz[2], opts: opts, bias: true}
+			opts.Kernel, opts.Act, opts.Accumulate = kernel, GELU, true
+			mc := matmulCase{m: 30, n: 66, k: 7, opts: opts, bias: true}
 			t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
 		}
-		opts := form
-		opts.plain, opts.Act, opts.Accumulate = true, GELU, true
-		mc := matmulCase{m: 30, n: 66, k: 7, opts: opts, bias: true}
-		t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
 	}
 }
 

@@ -2,6 +2,27 @@ package kernels
 
 import "testing"
 
+// TestCeilingCopy checks the shader copy behind the bandwidth ceiling: an awkward number of
+// vec4s copied exactly over a poisoned destination, and nothing past them.
+func TestCeilingCopy(t *testing.T) {
+	l, rng := testLib(t), testRNG(t)
+	const vecs = 1237
+	xs := randn(rng, 4*(vecs+3), 1)
+	src := mustTensor(t, l, "src", xs, vecs+3, 4)
+	dst := poisoned(t, l, "dst", vecs+3, 4)
+	op, err := l.copyVec4(dst.Buf, src.Buf, vecs)
+	ewRun(t, l, op, err)
+	got := readT(t, dst)
+	for i, x := range got {
+		if i < 4*vecs && x != xs[i] {
+			t.Fatalf("dst[%d] = %v, want src[%d] = %v", i, x, i, xs[i])
+		}
+		if i >= 4*vecs && x == x {
+			t.Fatalf("dst[%d] = %v past the %d copied vec4s, want the poison (NaN) kept", i, x, vecs)
+		}
+	}
+}
+
 // TestCeilingsRun checks that the ceiling measurements produce finite positive rates
 // (their values are benchmarks, not assertions).
 func TestCeilingsRun(t *testing.T) {

@@ -157,17 +157,17 @@ fn row_lse(base: u32, cols: u32, lid: u32) -> vec2<f32> {
 // xent_loss is logsumexp − x_y = (m − x_y) + log s: the difference first, so that a
 // confident row (x_y = m, s ≈ 1) keeps its small loss instead of losing it next to m.
 // It is not floored (see xent_floor).
+// A label y ≥ cols has no loss: the caller writes NaN for that row.
 fn xent_loss(base: u32, st: vec2<f32>, y: u32, P: Params) -> f32 {
-	if (y >= P.cols) {
-		return bitcast<f32>(P.nan_bits);
-	}
-	return (st.x - in0[base + y]) + log(st.y);
+	return (st.x - in0[base + min(y, P.cols - 1u)]) + log(st.y);
 }
 
-// xent_floor is max(loss, loss_floor) written with a select, so that a NaN loss stays NaN
-// (WGSL's max may return either operand for a NaN).
-fn xent_floor(loss: f32) -> f32 {
-	return select(loss, loss_floor, loss < loss_floor);
+// xent_out is the row's output: max(loss, loss_floor), or NaN for a bad label. The NaN is
+// selected last, as a plain move of the uniform's bits: WGSL lets a compiler assume that no
+// NaN occurs, and NVIDIA's Vulkan driver turned the earlier select(NaN, floor, NaN < floor)
+// into a max that returned the floor, hiding the bad label.
+fn xent_out(loss: f32, ok: bool, P: Params) -> f32 {
+	return select(bitcast<f32>(P.nan_bits), select(loss, loss_floor, loss < loss_floor), ok);
 }
 
 @compute @workgroup_size(wg)
@@ -181,16 +181,16 @@ fn xent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 		let y = lab1[row];
 		// Every lane computes the loss (one read of x_y): the floor decides the gradient.
 		let loss = xent_loss(base, st, y, P);
-		if (lid == 0u) {
-			out2[row] = xent_floor(loss);
-		}
 		let ok = y < P.cols;
+		if (lid == 0u) {
+			out2[row] = xent_out(loss, ok, P);
+		}
 		let floored = loss < loss_floor;
 		let nan = bitcast<f32>(P.nan_bits);
 		let k = P.scale / st.y;
 		for (var j = lid; j < P.cols; j += wg) {
 			let g = exp(in0[base + j] - st.x) * k - select(0.0, P.scale, j == y);
-			out3[base + j] = select(select(nan, g, ok), 0.0, floored);
+			out3[base + j] = select(nan, select(g, 0.0, floored), ok);
 		}
 	}
 }
@@ -204,7 +204,8 @@ fn xent_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 		let base = row * P.cols;
 		let st = row_lse(base, P.cols, lid);
 		if (lid == 0u) {
-			out2[row] = xent_floor(xent_loss(base, st, lab1[row], P));
+			let y = lab1[row];
+			out2[row] = xent_out(xent_loss(base, st, y, P), y < P.cols, P);
 		}
 	}
 }

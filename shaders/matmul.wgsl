@@ -1,5 +1,5 @@
 // matmul.wgsl — C = act(op(A)·op(B) + bias) (+ C), the kernel for adapters with subgroups of
-// at least 8 invocations (lavapipe: 8; GPUs: 16–64). matmul_plain.wgsl is the fallback.
+// at least 8 invocations on CPU adapters (lavapipe: 8). matmul_tiled.wgsl serves GPUs.
 //
 // Bindings (group 0), declared in matmul_common.wgsl:
 //   0: a     array<f32>, A: M×K row-major (K×M when TRANS_A), read

@@ -1,6 +1,6 @@
 // matmul_common.wgsl — bindings, loads and the epilogue shared by the matmul kernels.
 //
-// Not a kernel: matmul.wgsl and matmul_plain.wgsl include it with `//!include matmul_common.wgsl`
+// Not a kernel: matmul.wgsl and matmul_tiled.wgsl include it with `//!include matmul_common.wgsl`
 // (and activations.wgsl, which act_fwd comes from).
 //
 // Computes C = act(op(A)·op(B) + bias), or C += act(op(A)·op(B) + bias) when accumulating,
@@ -85,25 +85,27 @@ fn cols4(col: u32) -> vec4<u32> {
 	return min(vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
 }
 
-// Writes act(v + bias) (+ the old C) to C[row, col..col+3], skipping what lies outside C.
+// Writes act(x + bias) (+ the old C) to C[row, col], skipping what lies outside C.
 // bias is statically used even when HAS_BIAS is false, so it stays in the default layout.
-fn store4(row: u32, col: u32, v: vec4<f32>) {
-	if (row >= p.m) {
+fn store1(row: u32, col: u32, x: f32) {
+	if (row >= p.m || col >= p.n) {
 		return;
 	}
+	var y = x;
+	if (HAS_BIAS) {
+		y += bias[col];
+	}
+	y = act_fwd(y, ACT);
+	let at = row * p.n + col;
+	if (ACCUMULATE) {
+		y += c[at];
+	}
+	c[at] = y;
+}
+
+// Writes act(v + bias) (+ the old C) to C[row, col..col+3], skipping what lies outside C.
+fn store4(row: u32, col: u32, v: vec4<f32>) {
 	for (var j = 0u; j < 4u; j++) {
-		let cj = col + j;
-		if (cj < p.n) {
-			var x = v[j];
-			if (HAS_BIAS) {
-				x += bias[cj];
-			}
-			x = act_fwd(x, ACT);
-			let at = row * p.n + cj;
-			if (ACCUMULATE) {
-				x += c[at];
-			}
-			c[at] = x;
-		}
+		store1(row, col + j, v[j]);
 	}
 }

@@ -105,7 +105,7 @@ func runBench(args []string) error {
 		return err
 	}
 	const copyBytes = 64 << 20
-	bw, err := kernels.MeasureCopyCeiling(l, copyBytes, 4)
+	bw, err := kernels.MeasureCopyCeiling(l, copyBytes, 20)
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func runBench(args []string) error {
 		Seconds: 2 * copyBytes / (bw * 1e9)}); err != nil {
 		return err
 	}
-	for _, c := range benchCases(*quick) {
+	for _, c := range benchCases(l, *quick) {
 		if *filter != "" && !strings.Contains(c.kernel, *filter) {
 			continue
 		}

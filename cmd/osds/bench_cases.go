@@ -7,7 +7,7 @@ import (
 )
 
 // benchCases lists the kernel measurements of `osds bench`; quick keeps only small sizes.
-func benchCases(quick bool) []benchCase {
+func benchCases(l *kernels.Library, quick bool) []benchCase {
 	var cs []benchCase
 	pick := func(full, small []int) []int {
 		if quick {
@@ -25,27 +25,11 @@ func benchCases(quick bool) []benchCase {
 	if !quick {
 		mms = append(mms, mm{1024, 1024, 1024, false, false}, mm{1024, 1024, 1024, true, false}, mm{1024, 1024, 1024, false, true})
 	}
+	// Every matmul kernel the adapter can run, the one Matmul picks first.
 	for _, s := range mms {
-		s := s
-		form := "A·B"
-		if s.transA {
-			form = "Aᵀ·B"
-		} else if s.transB {
-			form = "A·Bᵀ"
+		for _, kernel := range l.MatmulKernels() {
+			cs = append(cs, matmulBenchCase(s.m, s.n, s.k, s.transA, s.transB, kernel))
 		}
-		reps := max(2, int(2e9/float64(2*s.m*s.n*s.k)))
-		if reps > 200 {
-			reps = 200
-		}
-		cs = append(cs, benchCase{
-			kernel: "matmul " + form, shape: fmt.Sprintf("%d×%d×%d", s.m, s.n, s.k), unit: "GFLOP/s",
-			run: func(l *kernels.Library) (float64, float64, error) {
-				sec, err := kernels.MeasureMatmul(l, s.m, s.n, s.k, reps, kernels.MatmulOptions{TransA: s.transA, TransB: s.transB})
-				return sec, 2 * float64(s.m) * float64(s.n) * float64(s.k), err
-			},
-			reference:     func() float64 { return kernels.MeasureGonumSgemm(s.m, s.n, s.k, max(1, reps/4)) },
-			referenceName: "gonum blas32.Gemm",
-		})
 	}
 	// Convolution forward (im2col + matmul with bias) at the shipped classifier's two
 	// layers, batch 128; the CPU reference is gonum's Gemm of the same im2col matmul
@@ -119,4 +103,19 @@ func benchCases(quick bool) []benchCase {
 			run: func(l *kernels.Library) (float64, float64, error) { return kernels.MeasureRank(l, rows, 300, 3) }})
 	}
 	return cs
+}
+
+// matmulBenchCase times one product shape with one Matmul kernel against gonum.
+func matmulBenchCase(m, n, k int, transA, transB bool, kernel kernels.MatmulKernel) benchCase {
+	opts := kernels.MatmulOptions{TransA: transA, TransB: transB, Kernel: kernel}
+	reps := min(200, max(2, int(2e9/kernels.MatmulFLOPs(m, n, k))))
+	return benchCase{
+		kernel: fmt.Sprintf("matmul %s (%v)", kernels.MatmulForm(opts), kernel), shape: fmt.Sprintf("%d×%d×%d", m, n, k), unit: "GFLOP/s",
+		run: func(l *kernels.Library) (float64, float64, error) {
+			sec, err := kernels.MeasureMatmul(l, m, n, k, reps, opts)
+			return sec, kernels.MatmulFLOPs(m, n, k), err
+		},
+		reference:     func() float64 { return kernels.MeasureGonumSgemm(m, n, k, max(1, reps/4)) },
+		referenceName: "gonum blas32.Gemm",
+	}
 }
