@@ -290,6 +290,7 @@ func TestMatmulErrors(t *testing.T) {
 		{"alias", a34, a34, tensor("B", 4, 4), MatmulOptions{}, []string{"matmul", "also an input"}},
 		{"alias bias", c12, tensor("A", 1, 4), b42, MatmulOptions{Bias: c12}, []string{"matmul", "same tensor"}},
 		{"nil", nil, a34, b42, MatmulOptions{}, []string{"matmul", "nil tensor"}},
+		{"kernel", c32, a34, b42, MatmulOptions{Kernel: MatmulKernel(7)}, []string{"matmul", "unknown kernel", "MatmulKernel(7)"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
