@@ -15,6 +15,9 @@ import (
 type Library struct {
 	dev       *gpu.Device
 	pipelines map[string]*pipeline
+	// unused is bound where a kernel declares a writable binding that an op's options
+	// leave unused (matmul's aux): a writable binding may not alias the op's inputs.
+	unused *gpu.Buffer
 }
 
 type pipeline struct {
@@ -37,6 +40,22 @@ func (l *Library) Release() {
 		p.p.Release()
 	}
 	l.pipelines = map[string]*pipeline{}
+	if l.unused != nil {
+		l.unused.Release()
+		l.unused = nil
+	}
+}
+
+// unusedBuffer returns the library's placeholder for bindings an op does not use.
+func (l *Library) unusedBuffer() (*gpu.Buffer, error) {
+	if l.unused == nil {
+		b, err := l.dev.CreateBuffer("unused binding", 16, gpu.StorageUsage)
+		if err != nil {
+			return nil, err
+		}
+		l.unused = b
+	}
+	return l.unused, nil
 }
 
 // pipeline returns the compiled entry point of shaders/<file> for the given overrides.

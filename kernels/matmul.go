@@ -18,6 +18,16 @@ type MatmulOptions struct {
 	// Accumulate adds the result to C instead of overwriting it, C += act(op(A)·op(B) + bias)
 	// (gradient accumulation).
 	Accumulate bool
+	// SavePre, when not nil, also receives the pre-activation op(A)·op(B) + bias (M×N):
+	// a layer's forward pass keeps it for the backward pass while C gets act of it, in
+	// one dispatch instead of a product and an activation.
+	SavePre *Tensor
+	// DerivOf, when not nil, multiplies the result elementwise by f'(DerivOf), with f the
+	// activation DerivAct and DerivOf (M×N) the pre-activation f was applied to:
+	// the input gradient through a layer and the activation before it,
+	// dx = (dy·Wᵀ) ⊙ f'(h), in one dispatch. SavePre and DerivOf exclude each other.
+	DerivOf  *Tensor
+	DerivAct Activation
 
 	// Kernel forces one implementation (tests and benchmarks compare them); the zero value
 	// lets Matmul choose for the adapter.
@@ -66,7 +76,9 @@ const (
 //
 // where op(X) is X, or Xᵀ when opts.TransA / opts.TransB is set. Every tensor is viewed as a
 // matrix (Rows × Cols: the last dimension is Cols); op(A) must be M×K, op(B) K×N and C M×N,
-// for any M, N, K ≥ 1. C must not share a buffer with A, B or the bias.
+// for any M, N, K ≥ 1. C must not share a buffer with A, B or the bias. opts.SavePre also
+// writes the pre-activation op(A)·op(B) + bias; opts.DerivOf multiplies the result by
+// DerivAct′(DerivOf) (a layer's forward and backward epilogues, see MatmulOptions).
 //
 // On CPU adapters with subgroups of at least 8 invocations (lavapipe) it runs
 // shaders/matmul.wgsl, which shares A's loads across a subgroup; elsewhere (GPUs, and
@@ -92,6 +104,10 @@ func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
 		}
 		biasBuf = opts.Bias.Buf
 	}
+	epilogue, aux, err := l.matmulEpilogue(c, a, b, m, n, opts)
+	if err != nil {
+		return nil, err
+	}
 	kernel := opts.Kernel
 	switch kernel {
 	case MatmulAuto:
@@ -115,12 +131,38 @@ func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
 		consts: map[string]float64{
 			"TRANS_A": matmulBool(opts.TransA), "TRANS_B": matmulBool(opts.TransB),
 			"HAS_BIAS": matmulBool(opts.Bias != nil), "ACCUMULATE": matmulBool(opts.Accumulate),
-			"ACT": float64(opts.Act),
+			"ACT": float64(opts.Act), "EPILOGUE": float64(epilogue), "DERIV_ACT": float64(opts.DerivAct),
 		},
-		buffers: []*gpu.Buffer{a.Buf, b.Buf, biasBuf, c.Buf},
+		buffers: []*gpu.Buffer{a.Buf, b.Buf, biasBuf, c.Buf, aux},
 		params:  Params{m, n, k},
 		grid:    grid,
 	})
+}
+
+// matmulEpilogue checks SavePre and DerivOf and returns the EPILOGUE override of
+// matmul_common.wgsl (0 none, 1 save the pre-activation, 2 through an activation's
+// derivative) with the buffer to bind as aux.
+func (l *Library) matmulEpilogue(c, a, b *Tensor, m, n int, opts MatmulOptions) (uint32, *gpu.Buffer, error) {
+	aux, epilogue, what := opts.SavePre, uint32(1), "SavePre"
+	switch {
+	case opts.SavePre != nil && opts.DerivOf != nil:
+		return 0, nil, fmt.Errorf("kernels: matmul: SavePre %q and DerivOf %q both set; a product takes one of them", opts.SavePre.Label(), opts.DerivOf.Label())
+	case opts.DerivOf != nil:
+		if err := opts.DerivAct.valid(); err != nil {
+			return 0, nil, fmt.Errorf("kernels: matmul: unknown DerivAct %d", uint32(opts.DerivAct))
+		}
+		aux, epilogue, what = opts.DerivOf, 2, "DerivOf"
+	case opts.SavePre == nil:
+		buf, err := l.unusedBuffer()
+		return 0, buf, err
+	}
+	if aux.Rows() != m || aux.Cols() != n {
+		return 0, nil, fmt.Errorf("kernels: matmul: %s %q is %d×%d (shape %v) but C is %d×%d", what, aux.Label(), aux.Rows(), aux.Cols(), aux.Shape, m, n)
+	}
+	if aux.Buf == c.Buf || aux.Buf == a.Buf || aux.Buf == b.Buf || opts.Bias != nil && aux.Buf == opts.Bias.Buf {
+		return 0, nil, fmt.Errorf("kernels: matmul: %s %q shares a buffer with C, A, B or the bias; give it its own tensor", what, aux.Label())
+	}
+	return epilogue, aux.Buf, nil
 }
 
 // matmulShape checks the operands of Matmul and returns M, N and K.

@@ -28,6 +28,8 @@ type matmulCase struct {
 	opts       MatmulOptions // Bias is replaced by a random vector when bias is set
 	bias       bool
 	tensorRank int // 0 or 2: plain matrices; 3: A and C as [2, rows/2, cols] tensors
+	savePre    bool // opts.SavePre gets a poisoned tensor, checked too
+	derivOf    bool // opts.DerivOf gets random pre-activations (opts.DerivAct says of what)
 }
 
 func (mc matmulCase) String() string {
@@ -40,6 +42,12 @@ func (mc matmulCase) String() string {
 	}
 	if mc.opts.Accumulate {
 		s += "_accumulate"
+	}
+	if mc.savePre {
+		s += "_savepre"
+	}
+	if mc.derivOf {
+		s += "_deriv_" + mc.opts.DerivAct.String()
 	}
 	if mc.opts.Kernel != MatmulAuto {
 		s += "_" + mc.opts.Kernel.String()
@@ -96,6 +104,16 @@ func checkMatmul(t *testing.T, l *Library, rng *rand.Rand, mc matmulCase) {
 	} else {
 		c = poisoned(t, l, "C", cShape...)
 	}
+	var pre *Tensor
+	if mc.savePre {
+		pre = poisoned(t, l, "pre", m, n)
+		opts.SavePre = pre
+	}
+	var h []float32
+	if mc.derivOf {
+		h = randn(rng, m*n, 1.5)
+		opts.DerivOf = mustTensor(t, l, "h", h, m, n)
+	}
 	op, err := l.Matmul(c, a, b, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -113,10 +131,28 @@ func checkMatmul(t *testing.T, l *Library, rng *rand.Rand, mc matmulCase) {
 	if opts.TransB {
 		br, bc = n, k
 	}
-	want := RefMatmul(a64, ar, ac, b64, br, bc, opts.TransA, opts.TransB, bias64, c064, opts.Act)
 	// The scale of each element's rounding error: Σ_k |op(A)[i,k]·op(B)[k,j]| + |bias| + |C0|.
 	scale := RefMatmul(absAll(a64), ar, ac, absAll(b64), br, bc, opts.TransA, opts.TransB, absAll(bias64), absAll(c064), Identity)
-	assertMatmulClose(t, mc.String(), readT(t, c), want, scale, opts.Act.Tolerance())
+	if mc.savePre {
+		want := RefMatmul(a64, ar, ac, b64, br, bc, opts.TransA, opts.TransB, bias64, nil, Identity)
+		assertMatmulClose(t, mc.String()+" pre-activation", readT(t, pre), want, scale, 1e-4)
+	}
+	if !mc.derivOf {
+		want := RefMatmul(a64, ar, ac, b64, br, bc, opts.TransA, opts.TransB, bias64, c064, opts.Act)
+		assertMatmulClose(t, mc.String(), readT(t, c), want, scale, opts.Act.Tolerance())
+		return
+	}
+	// C = act(op(A)·op(B) + bias) ⊙ f'(h) (+ C0): the rounding of the product scales by |f'(h)|.
+	want := RefMatmul(a64, ar, ac, b64, br, bc, opts.TransA, opts.TransB, bias64, nil, opts.Act)
+	for i := range want {
+		g := RefActivateGrad(opts.DerivAct, float64(h[i]))
+		want[i] *= g
+		if c064 != nil {
+			want[i] += c064[i]
+		}
+		scale[i] *= math.Max(1, math.Abs(g))
+	}
+	assertMatmulClose(t, mc.String(), readT(t, c), want, scale, math.Max(opts.Act.Tolerance(), opts.DerivAct.Tolerance()))
 }
 
 // assertMatmulClose checks |got − want| ≤ tol · max(1, scale) per element, where scale is
@@ -247,6 +283,37 @@ func TestMatmulKernelsAccumulate(t *testing.T) {
 	}
 }
 
+// TestMatmulEpilogues checks the fused forward and backward epilogues on every form and
+// kernel: the pre-activation saved beside act of it, and the product through an
+// activation's derivative (also accumulating and with an activation of its own).
+func TestMatmulEpilogues(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	for _, kernel := range l.MatmulKernels() {
+		for _, form := range matmulForms {
+			opts := form
+			opts.Kernel, opts.Act = kernel, GELU
+			for _, mc := range []matmulCase{
+				{m: 37, n: 70, k: 19, opts: opts, bias: true, savePre: true},
+				{m: 300, n: 64, k: 64, opts: opts, bias: true, savePre: true},
+			} {
+				t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+			}
+			opts = form
+			opts.Kernel, opts.DerivAct = kernel, GELU
+			for _, mc := range []matmulCase{
+				{m: 37, n: 70, k: 19, opts: opts, derivOf: true},
+				{m: 300, n: 64, k: 64, opts: opts, derivOf: true},
+			} {
+				t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+			}
+			opts.Accumulate, opts.Act, opts.DerivAct = true, Tanh, SiLU
+			mc := matmulCase{m: 21, n: 9, k: 33, opts: opts, bias: true, derivOf: true}
+			t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
+		}
+	}
+}
+
 // TestMatmulTensorViews multiplies rank-3 tensors, viewed as matrices by Rows and Cols.
 func TestMatmulTensorViews(t *testing.T) {
 	l := testLib(t)
@@ -291,6 +358,10 @@ func TestMatmulErrors(t *testing.T) {
 		{"alias bias", c12, tensor("A", 1, 4), b42, MatmulOptions{Bias: c12}, []string{"matmul", "same tensor"}},
 		{"nil", nil, a34, b42, MatmulOptions{}, []string{"matmul", "nil tensor"}},
 		{"kernel", c32, a34, b42, MatmulOptions{Kernel: MatmulKernel(7)}, []string{"matmul", "unknown kernel", "MatmulKernel(7)"}},
+		{"both epilogues", c32, a34, b42, MatmulOptions{SavePre: tensor("pre", 3, 2), DerivOf: tensor("h", 3, 2)}, []string{"SavePre", "DerivOf", "one of them"}},
+		{"pre shape", c32, a34, b42, MatmulOptions{SavePre: tensor("pre", 2, 3)}, []string{"SavePre", "is 2×3", "C is 3×2"}},
+		{"deriv alias", c32, a34, b42, MatmulOptions{DerivOf: c32}, []string{"DerivOf", "shares a buffer"}},
+		{"deriv act", c32, a34, b42, MatmulOptions{DerivOf: tensor("h", 3, 2), DerivAct: Activation(42)}, []string{"unknown DerivAct 42"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

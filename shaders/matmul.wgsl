@@ -6,8 +6,9 @@
 //   1: b     array<f32>, B: K×N row-major (N×K when TRANS_B), read
 //   2: bias  array<f32>, N elements, read only when HAS_BIAS
 //   3: c     array<f32>, C: M×N row-major, written (read first when ACCUMULATE)
-//   4: p     uniform Params { m, n, k: u32 }
-// Overrides: TRANS_A, TRANS_B, HAS_BIAS, ACCUMULATE: bool; ACT: u32 (a kernels.Activation).
+//   4: aux   array<f32>, M×N: the epilogue's pre-activation (see matmul_common.wgsl)
+//   5: p     uniform Params { m, n, k: u32 }
+// Overrides: TRANS_A, TRANS_B, HAS_BIAS, ACCUMULATE: bool; ACT, EPILOGUE, DERIV_ACT: u32.
 // Dispatch: ceil(N / 64) × ceil(M / 32) workgroups of 16 invocations.
 //
 // Each workgroup computes a 32×64 tile of C; each invocation 32 rows × 4 adjacent columns, held

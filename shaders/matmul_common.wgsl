@@ -4,7 +4,11 @@
 // (and activations.wgsl, which act_fwd comes from).
 //
 // Computes C = act(op(A)·op(B) + bias), or C += act(op(A)·op(B) + bias) when accumulating,
-// where op(X) is X or Xᵀ. M×N is the shape of C and K the inner dimension.
+// where op(X) is X or Xᵀ. M×N is the shape of C and K the inner dimension. Two epilogues
+// fuse the elementwise work of a layer's forward and backward pass into its product:
+//   EPILOGUE 1 (save the pre-activation): aux = op(A)·op(B) + bias as well, C = act(aux);
+//   EPILOGUE 2 (through an activation):   C = act(op(A)·op(B) + bias) ⊙ f'(aux), with f the
+//                                           activation DERIV_ACT and aux its pre-activation.
 //
 // Bindings (group 0):
 //   0: a     array<f32>, read: A, M×K row-major (K×M when TRANS_A)
@@ -12,11 +16,14 @@
 //   2: bias  array<f32>, read: N elements added to every row (read only when HAS_BIAS; the
 //            launcher binds A here otherwise)
 //   3: c     array<f32>, M×N row-major, written (and read first when ACCUMULATE)
-//   4: p     uniform Params { m, n, k: u32 }
-// Overrides: TRANS_A, TRANS_B, HAS_BIAS, ACCUMULATE (bool), ACT (u32, a kernels.Activation).
-// All five are compile-time. The epilogue's options were uniforms at first; that cost 15–20%
-// at the trainer's 300×64×64 on lavapipe, which evidently ran the activation switch's cases
-// and both branches for every element even when the activation was the identity.
+//   4: aux   array<f32>, M×N row-major: written by EPILOGUE 1, read by EPILOGUE 2 (the
+//            launcher binds a placeholder otherwise)
+//   5: p     uniform Params { m, n, k: u32 }
+// Overrides: TRANS_A, TRANS_B, HAS_BIAS, ACCUMULATE (bool), ACT, EPILOGUE, DERIV_ACT (u32;
+// ACT and DERIV_ACT are kernels.Activation values). All are compile-time. The epilogue's
+// options were uniforms at first; that cost 15–20% at the trainer's 300×64×64 on lavapipe,
+// which evidently ran the activation switch's cases and both branches for every element
+// even when the activation was the identity.
 
 struct Params {
 	m: u32,
@@ -29,12 +36,15 @@ override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
 override ACT: u32 = 0u;
+override EPILOGUE: u32 = 0u;
+override DERIV_ACT: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read_write> aux: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
 
 // op(A)[i, kk] for a row i < M and kk < K.
 fn a_at(i: u32, kk: u32) -> f32 {
@@ -85,8 +95,9 @@ fn cols4(col: u32) -> vec4<u32> {
 	return min(vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
 }
 
-// Writes act(x + bias) (+ the old C) to C[row, col], skipping what lies outside C.
-// bias is statically used even when HAS_BIAS is false, so it stays in the default layout.
+// Writes act(x + bias) (+ the old C) to C[row, col], with the EPILOGUE's use of aux,
+// skipping what lies outside C. bias and aux are statically used even when the options
+// leave them out, so that they stay in the default layout.
 fn store1(row: u32, col: u32, x: f32) {
 	if (row >= p.m || col >= p.n) {
 		return;
@@ -95,8 +106,14 @@ fn store1(row: u32, col: u32, x: f32) {
 	if (HAS_BIAS) {
 		y += bias[col];
 	}
-	y = act_fwd(y, ACT);
 	let at = row * p.n + col;
+	if (EPILOGUE == 1u) {
+		aux[at] = y;
+	}
+	y = act_fwd(y, ACT);
+	if (EPILOGUE == 2u) {
+		y *= act_bwd(aux[at], DERIV_ACT);
+	}
 	if (ACCUMULATE) {
 		y += c[at];
 	}
