@@ -27,7 +27,7 @@ type matmulCase struct {
 	m, n, k    int
 	opts       MatmulOptions // Bias is replaced by a random vector when bias is set
 	bias       bool
-	tensorRank int // 0 or 2: plain matrices; 3: A and C as [2, rows/2, cols] tensors
+	tensorRank int  // 0 or 2: plain matrices; 3: A and C as [2, rows/2, cols] tensors
 	savePre    bool // opts.SavePre gets a poisoned tensor, checked too
 	derivOf    bool // opts.DerivOf gets random pre-activations (opts.DerivAct says of what)
 }

@@ -54,15 +54,34 @@ func (m *Linear) Release() {
 }
 
 // Forward returns the op y = act(x·W + b); act is Identity when the pre-activation is
-// needed for a backward pass.
+// needed for a backward pass (or see ForwardKeep).
 func (m *Linear) Forward(l *kernels.Library, y, x *kernels.Tensor, act kernels.Activation) (*kernels.Op, error) {
 	return l.Matmul(y, x, m.W.Value, kernels.MatmulOptions{Bias: m.B.Value, Act: act})
+}
+
+// ForwardKeep returns the op y = act(h) with h = x·W + b also written to pre, in one
+// dispatch: the forward pass of a layer and its activation that keeps h for
+// BackwardThrough.
+func (m *Linear) ForwardKeep(l *kernels.Library, y, pre, x *kernels.Tensor, act kernels.Activation) (*kernels.Op, error) {
+	return l.Matmul(y, x, m.W.Value, kernels.MatmulOptions{Bias: m.B.Value, Act: act, SavePre: pre})
 }
 
 // Backward returns the ops accumulating dW and db from x and dy and, when dx is not nil,
 // computing dx = dy·Wᵀ. ones must be a [B, 1] tensor of ones (the column sums of db are
 // the product 1ᵀ·dy).
 func (m *Linear) Backward(l *kernels.Library, dx, dy, x, ones *kernels.Tensor) ([]*kernels.Op, error) {
+	return m.backward(l, dx, dy, x, ones, kernels.MatmulOptions{TransB: true})
+}
+
+// BackwardThrough is Backward for a layer whose input came out of an activation,
+// x = act(pre): the input gradient is taken through the activation in the same dispatch,
+// dpre = (dy·Wᵀ) ⊙ act′(pre), which is what the layer before needs.
+func (m *Linear) BackwardThrough(l *kernels.Library, dpre, dy, x, pre, ones *kernels.Tensor, act kernels.Activation) ([]*kernels.Op, error) {
+	return m.backward(l, dpre, dy, x, ones, kernels.MatmulOptions{TransB: true, DerivOf: pre, DerivAct: act})
+}
+
+// backward builds dW and db and, when dx is not nil, dx = dy·Wᵀ with dxOpts' epilogue.
+func (m *Linear) backward(l *kernels.Library, dx, dy, x, ones *kernels.Tensor, dxOpts kernels.MatmulOptions) ([]*kernels.Op, error) {
 	if ones.Rows() != dy.Rows() || ones.Cols() != 1 {
 		return nil, fmt.Errorf("nn: linear backward: ones is %v, want [%d, 1]", ones.Shape, dy.Rows())
 	}
@@ -77,7 +96,7 @@ func (m *Linear) Backward(l *kernels.Library, dx, dy, x, ones *kernels.Tensor) (
 	}
 	ops := []*kernels.Op{dW, db}
 	if dx != nil {
-		op, err := l.Matmul(dx, dy, m.W.Value, kernels.MatmulOptions{TransB: true})
+		op, err := l.Matmul(dx, dy, m.W.Value, dxOpts)
 		if err != nil {
 			dW.Release()
 			db.Release()

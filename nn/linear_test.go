@@ -50,14 +50,16 @@ func refMLP(x []float64, b, in, hid, out int, w1, b1, w2, b2 []float64, act kern
 
 // TestTwoLayerGradientsMatchFiniteDifferences runs Linear → GELU/SiLU/tanh → Linear
 // forward and backward on the GPU and compares every parameter and input gradient with
-// central differences of the float64 forward.
+// central differences of the float64 forward: once with the activation and its derivative
+// as ops of their own, once fused into the products (ForwardKeep, BackwardThrough).
 func TestTwoLayerGradientsMatchFiniteDifferences(t *testing.T) {
 	l := testLib(t)
 	d := l.Device()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 3))
-	for _, act := range []kernels.Activation{kernels.GELU, kernels.SiLU, kernels.Tanh, kernels.LeakyReLU} {
+	for i, act := range []kernels.Activation{kernels.GELU, kernels.SiLU, kernels.Tanh, kernels.LeakyReLU, kernels.GELU, kernels.SiLU} {
+		fused := i >= 4
 		const b, in, hid, out = 11, 5, 7, 3
 		l1, err := NewLinear(d, "l1", in, hid, rng, false)
 		if err != nil {
@@ -85,15 +87,27 @@ func TestTwoLayerGradientsMatchFiniteDifferences(t *testing.T) {
 			}
 			ops = append(ops, op)
 		}
-		must(l1.Forward(l, pre, x, kernels.Identity))
-		must(l.Activate(h, pre, act))
-		must(l2.Forward(l, y, h, kernels.Identity))
-		b2, err := l2.Backward(l, dh, dy, h, ones)
-		if err != nil {
-			t.Fatal(err)
+		if fused {
+			must(l1.ForwardKeep(l, h, pre, x, act))
+		} else {
+			must(l1.Forward(l, pre, x, kernels.Identity))
+			must(l.Activate(h, pre, act))
 		}
-		ops = append(ops, b2...)
-		must(l.ActivateBackward(dpre, dh, pre, act))
+		must(l2.Forward(l, y, h, kernels.Identity))
+		if fused {
+			b2, err := l2.BackwardThrough(l, dpre, dy, h, pre, ones, act)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, b2...)
+		} else {
+			b2, err := l2.Backward(l, dh, dy, h, ones)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, b2...)
+			must(l.ActivateBackward(dpre, dh, pre, act))
+		}
 		b1, err := l1.Backward(l, dx, dpre, x, ones)
 		if err != nil {
 			t.Fatal(err)
@@ -129,7 +143,7 @@ func TestTwoLayerGradientsMatchFiniteDifferences(t *testing.T) {
 				// f32 forward/backward against a float64 oracle: 1e-3 relative, with an
 				// absolute floor for gradients near zero.
 				if math.Abs(fd-got[i]) > 1e-3*math.Max(1, math.Abs(fd)) {
-					t.Fatalf("%v: ∂L/∂%s[%d]: GPU %v, finite difference %v", act, name, i, got[i], fd)
+					t.Fatalf("%v (fused %v): ∂L/∂%s[%d]: GPU %v, finite difference %v", act, fused, name, i, got[i], fd)
 				}
 			}
 		}

@@ -317,10 +317,10 @@ type Graph struct {
 
 	// Relative TB: the frozen prior sampler's drift at every step (one buffer set for
 	// all steps: no gradient flows into the prior).
-	prior                                *Network
-	pfeat, pg1, pga, ptemb               *kernels.Tensor
-	ps, ph0, pa0, ph1, pa1, ph2, pa2, pu *kernels.Tensor
-	priorTimeOps                         []*kernels.Op
+	prior                      *Network
+	pfeat, pg1, pga, ptemb     *kernels.Tensor
+	ps, ph0, pa0, pa1, pa2, pu *kernels.Tensor
+	priorTimeOps               []*kernels.Op
 
 	// Backward state.
 	// Langevin parametrisation: ∇log R at every step, the network's own drift, the
@@ -532,8 +532,8 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			op(p.T1.Forward(l, g.pg1, g.pfeat, kernels.Identity)),
 			op(l.Activate(g.pga, g.pg1, kernels.GELU)),
 			op(p.T2.Forward(l, g.ptemb, g.pga, kernels.Identity)))
-		g.ps, g.ph0, g.pa0, g.ph1 = g.tensor("prior s", B, pW), g.tensor("prior h0", B, pW), g.tensor("prior a0", B, pW), g.tensor("prior h1", B, pW)
-		g.pa1, g.ph2, g.pa2, g.pu = g.tensor("prior a1", B, pW), g.tensor("prior h2", B, pW), g.tensor("prior a2", B, pW), g.tensor("prior u", B, d)
+		g.ps, g.ph0, g.pa0 = g.tensor("prior s", B, pW), g.tensor("prior h0", B, pW), g.tensor("prior a0", B, pW)
+		g.pa1, g.pa2, g.pu = g.tensor("prior a1", B, pW), g.tensor("prior a2", B, pW), g.tensor("prior u", B, d)
 		g.LogRef = g.tensor("logpf prior", B)
 	}
 	// priorStep appends the prior's log p_F of the transition z_k → z_{k+1} to LogRef.
@@ -542,14 +542,13 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		if p == nil {
 			return
 		}
+		// No gradient flows into the prior: its activations go straight into the products.
 		g.stepOps = append(g.stepOps,
 			op(p.S.Forward(l, g.ps, g.Z[k], kernels.Identity)),
 			op(l.AddRow(g.ph0, g.ps, g.ptemb, k)),
 			op(l.Activate(g.pa0, g.ph0, kernels.GELU)),
-			op(p.L1.Forward(l, g.ph1, g.pa0, kernels.Identity)),
-			op(l.Activate(g.pa1, g.ph1, kernels.GELU)),
-			op(p.L2.Forward(l, g.ph2, g.pa1, kernels.Identity)),
-			op(l.Activate(g.pa2, g.ph2, kernels.GELU)),
+			op(p.L1.Forward(l, g.pa1, g.pa0, kernels.GELU)),
+			op(p.L2.Forward(l, g.pa2, g.pa1, kernels.GELU)),
 			op(p.L3.Forward(l, g.pu, g.pa2, kernels.Identity)),
 			op(l.LogPF(g.LogRef, g.Z[k], g.Z[k+1], g.pu, g.dt, g.sigma2)))
 	}
@@ -568,7 +567,11 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 		return out
 	}
-	g.h0, g.a0, g.h1, g.a1, g.h2, g.a2 = perStep("h0_"), perStep("a0_"), perStep("h1_"), perStep("a1_"), perStep("h2_"), perStep("a2_")
+	g.h0, g.a0, g.a1, g.a2 = perStep("h0_"), perStep("a0_"), perStep("a1_"), perStep("a2_")
+	if g.train {
+		// Only the backward pass reads h1 and h2; sampling applies the GELU in the product.
+		g.h1, g.h2 = perStep("h1_"), perStep("h2_")
+	}
 	g.s = g.tensor("s", B, W)
 	g.LogPF, g.LogPB, g.LogR = g.tensor("logpf", B), g.tensor("logpb", B), g.tensor("logr", B)
 	if g.LogRef == nil {
@@ -602,12 +605,19 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		g.stepOps = append(g.stepOps,
 			op(n.S.Forward(l, g.s, g.Z[k], kernels.Identity)),
 			addInput(g.h0[k], g.s, k),
-			op(l.Activate(g.a0[k], g.h0[k], kernels.GELU)),
-			op(n.L1.Forward(l, g.h1[k], g.a0[k], kernels.Identity)),
-			op(l.Activate(g.a1[k], g.h1[k], kernels.GELU)),
-			op(n.L2.Forward(l, g.h2[k], g.a1[k], kernels.Identity)),
-			op(l.Activate(g.a2[k], g.h2[k], kernels.GELU)),
-			op(n.L3.Forward(l, out, g.a2[k], lastAct)))
+			op(l.Activate(g.a0[k], g.h0[k], kernels.GELU)))
+		if g.train {
+			// The pre-activations h1, h2 are kept for the backward pass, written by the
+			// same dispatch as the activations.
+			g.stepOps = append(g.stepOps,
+				op(n.L1.ForwardKeep(l, g.a1[k], g.h1[k], g.a0[k], kernels.GELU)),
+				op(n.L2.ForwardKeep(l, g.a2[k], g.h2[k], g.a1[k], kernels.GELU)))
+		} else {
+			g.stepOps = append(g.stepOps,
+				op(n.L1.Forward(l, g.a1[k], g.a0[k], kernels.GELU)),
+				op(n.L2.Forward(l, g.a2[k], g.a1[k], kernels.GELU)))
+		}
+		g.stepOps = append(g.stepOps, op(n.L3.Forward(l, out, g.a2[k], lastAct)))
 		if lp {
 			g.stepOps = append(g.stepOps, op(l.LangevinDrift(g.U[k], g.unn, g.G[k], g.scale, k, LangevinClip)))
 		}
@@ -660,12 +670,11 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			// u = u_nn + s_k·clip(g): the network's drift gets du unchanged.
 			g.backOps = append(g.backOps, op(l.LangevinScaleGrad(g.dscale, g.du, g.G[k], k, LangevinClip)))
 		}
-		g.backOps = append(g.backOps, ops(n.L3.Backward(l, g.da, g.du, g.a2[k], g.onesB))...)
-		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dh, g.da, g.h2[k], kernels.GELU)))
-		g.backOps = append(g.backOps, ops(n.L2.Backward(l, g.da, g.dh, g.a1[k], g.onesB))...)
-		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dh, g.da, g.h1[k], kernels.GELU)))
-		g.backOps = append(g.backOps, ops(n.L1.Backward(l, g.da, g.dh, g.a0[k], g.onesB))...)
-		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dh, g.da, g.h0[k], kernels.GELU)))
+		// Each layer's input gradient goes through the GELU before it in the same dispatch;
+		// dh and da take turns as the gradient of a pre-activation (h2, h1, then h0).
+		g.backOps = append(g.backOps, ops(n.L3.BackwardThrough(l, g.dh, g.du, g.a2[k], g.h2[k], g.onesB, kernels.GELU))...)
+		g.backOps = append(g.backOps, ops(n.L2.BackwardThrough(l, g.da, g.dh, g.a1[k], g.h1[k], g.onesB, kernels.GELU))...)
+		g.backOps = append(g.backOps, ops(n.L1.BackwardThrough(l, g.dh, g.da, g.a0[k], g.h0[k], g.onesB, kernels.GELU))...)
 		g.backOps = append(g.backOps, ops(n.S.Backward(l, nil, g.dh, g.Z[k], g.onesB))...)
 		if n.Classes > 0 {
 			g.backOps = append(g.backOps, op(l.SumRowsCond(g.dtemb, k, n.Emb.Grad, g.lab, g.dh)))
