@@ -33,7 +33,7 @@ const (
 // host and copied out for reading.
 const StorageUsage = UsageStorage | UsageCopySrc | UsageCopyDst
 
-// Buffer is a block of device memory.
+// Buffer is a block of device memory, or a view of part of one (Slice).
 type Buffer struct {
 	h     C.WGPUBuffer
 	d     *Device
@@ -41,6 +41,10 @@ type Buffer struct {
 	alloc uint64 // size rounded up to 4 bytes, as WebGPU requires for copies and mapping
 	usage BufferUsage
 	label string
+	// base is where a view starts in the underlying buffer (0 for a buffer of its own);
+	// every offset the methods take is relative to it.
+	base uint64
+	view bool
 }
 
 // CreateBuffer allocates size bytes with the given usage. Sizes that are not a multiple of
@@ -73,6 +77,28 @@ func (d *Device) CreateBuffer(label string, size uint64, usage BufferUsage) (*Bu
 	return &Buffer{h: h, d: d, size: size, alloc: alloc, usage: usage, label: label}, nil
 }
 
+// Slice returns a view of n bytes of b starting at byte off: a Buffer sharing b's memory
+// whose bindings, writes, copies and reads all address that range. off must be a multiple
+// of the device's minStorageBufferOffsetAlignment (so the view can be bound as storage),
+// n a positive multiple of 4, and the range inside b. The view stays valid while b does;
+// releasing it does nothing. WebGPU tracks usage per buffer, not per range: a dispatch
+// must not bind two views of one buffer if either is written.
+func (b *Buffer) Slice(label string, off, n uint64) (*Buffer, error) {
+	if b == nil || b.h == nil {
+		return nil, fmt.Errorf("gpu: slicing a nil or released buffer")
+	}
+	align := uint64(b.d.limits.MinStorageBufferOffsetAlignment)
+	switch {
+	case n == 0 || n%4 != 0:
+		return nil, fmt.Errorf("gpu: view %q of %q: %d bytes (want a positive multiple of 4)", label, b.label, n)
+	case align > 0 && (b.base+off)%align != 0:
+		return nil, fmt.Errorf("gpu: view %q of %q: offset %d is not a multiple of the adapter's minStorageBufferOffsetAlignment %d", label, b.label, b.base+off, align)
+	case off+n > b.alloc:
+		return nil, fmt.Errorf("gpu: view %q of %q: bytes %d..%d outside the buffer's %d", label, b.label, off, off+n, b.alloc)
+	}
+	return &Buffer{h: b.h, d: b.d, size: n, alloc: n, usage: b.usage, label: label, base: b.base + off, view: true}, nil
+}
+
 // Size is the buffer's size in bytes as requested.
 func (b *Buffer) Size() uint64 { return b.size }
 
@@ -83,6 +109,10 @@ func (b *Buffer) Label() string { return b.label }
 // the last submission that used it (Dawn frees on queue progress, not at once).
 func (b *Buffer) Release() {
 	if b == nil || b.h == nil {
+		return
+	}
+	if b.view {
+		b.h = nil // the underlying buffer owns the memory
 		return
 	}
 	C.osds_BufferDestroy(b.h)
@@ -111,7 +141,7 @@ func (q *Queue) WriteBuffer(b *Buffer, offset uint64, data []byte) error {
 	if offset+uint64(len(data)) > b.alloc {
 		return fmt.Errorf("gpu: writing %d bytes at offset %d overflows %q (%d bytes)", len(data), offset, b.label, b.size)
 	}
-	C.osds_QueueWriteBuffer(q.d.queue, b.h, C.uint64_t(offset), unsafe.Pointer(&data[0]), C.size_t(len(data)))
+	C.osds_QueueWriteBuffer(q.d.queue, b.h, C.uint64_t(b.base+offset), unsafe.Pointer(&data[0]), C.size_t(len(data)))
 	return nil
 }
 
@@ -188,7 +218,7 @@ func (b *Buffer) MapReadAsync(off, n uint64) (*MapRequest, error) {
 	}
 	n4 := (n + 3) &^ 3
 	r := C.osds_result_new()
-	C.osds_BufferMapAsync(b.h, 1, C.size_t(off), C.size_t(n4), C.osds_map_callback(r))
+	C.osds_BufferMapAsync(b.h, 1, C.size_t(b.base+off), C.size_t(n4), C.osds_map_callback(r))
 	return &MapRequest{b: b, r: r, off: off, n: n}, nil
 }
 
@@ -208,7 +238,7 @@ func (m *MapRequest) Bytes() ([]byte, error) {
 		return nil, fmt.Errorf("gpu: mapping %q failed (status %d): %s", m.b.label, uint32(m.r.status), goString(m.r.message))
 	}
 	n4 := (m.n + 3) &^ 3
-	p := C.osds_BufferGetConstMappedRange(m.b.h, C.size_t(m.off), C.size_t(n4))
+	p := C.osds_BufferGetConstMappedRange(m.b.h, C.size_t(m.b.base+m.off), C.size_t(n4))
 	if p == nil {
 		C.osds_BufferUnmap(m.b.h)
 		return nil, fmt.Errorf("gpu: mapping %q: no mapped range", m.b.label)

@@ -35,17 +35,17 @@ func (d *Device) CreateCommandEncoder(label string) (*CommandEncoder, error) {
 
 // CopyBufferToBuffer records a copy of n bytes (a multiple of 4).
 func (e *CommandEncoder) CopyBufferToBuffer(src *Buffer, srcOff uint64, dst *Buffer, dstOff uint64, n uint64) {
-	C.osds_CommandEncoderCopyBufferToBuffer(e.h, src.h, C.uint64_t(srcOff), dst.h, C.uint64_t(dstOff), C.uint64_t(n))
+	C.osds_CommandEncoderCopyBufferToBuffer(e.h, src.h, C.uint64_t(src.base+srcOff), dst.h, C.uint64_t(dst.base+dstOff), C.uint64_t(n))
 }
 
 // ClearBuffer records zero-filling n bytes of b at off (both multiples of 4).
 func (e *CommandEncoder) ClearBuffer(b *Buffer, off, n uint64) {
-	C.osds_CommandEncoderClearBuffer(e.h, b.h, C.uint64_t(off), C.uint64_t(n))
+	C.osds_CommandEncoderClearBuffer(e.h, b.h, C.uint64_t(b.base+off), C.uint64_t(n))
 }
 
 // ResolveQuerySet copies n timestamps starting at first into dst at off (8 bytes each).
 func (e *CommandEncoder) ResolveQuerySet(q *QuerySet, first, n uint32, dst *Buffer, off uint64) {
-	C.osds_CommandEncoderResolveQuerySet(e.h, q.h, C.uint32_t(first), C.uint32_t(n), dst.h, C.uint64_t(off))
+	C.osds_CommandEncoderResolveQuerySet(e.h, q.h, C.uint32_t(first), C.uint32_t(n), dst.h, C.uint64_t(dst.base+off))
 }
 
 // PassTimestamps asks a compute pass to write timestamps at its start and end into

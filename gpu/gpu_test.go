@@ -442,3 +442,66 @@ func TestDeviceLossIsAnErrorNotAHang(t *testing.T) {
 		t.Fatalf("reading after loss: %v, want ErrDeviceLost", err)
 	}
 }
+
+// TestBufferSlice writes and reads through a view at an aligned offset and checks that
+// only its range changes, that bad views are refused with the reason, and that releasing
+// a view leaves the buffer usable.
+func TestBufferSlice(t *testing.T) {
+	d := testDevice(t)
+	rng := rand.New(rand.NewPCG(2, uint64(os.Getpid())))
+	align := int(d.Limits().MinStorageBufferOffsetAlignment)
+	n := 3*align/4 + 37 // floats in the whole buffer: the view starts at one alignment
+	b, err := d.CreateBuffer("whole", uint64(4*n), StorageUsage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	whole := randomFloats(rng, n)
+	if err := d.Queue().WriteFloat32(b, 0, whole); err != nil {
+		t.Fatal(err)
+	}
+	first, count := align/4, 29 // the view: floats first..first+count-1
+	v, err := b.Slice("view", uint64(align), uint64(4*count))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.ReadFloat32(0, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != whole[first+i] {
+			t.Fatalf("view element %d = %v, want whole[%d] = %v", i, got[i], first+i, whole[first+i])
+		}
+	}
+	patch := randomFloats(rng, 5)
+	if err := d.Queue().WriteFloat32(v, 3, patch); err != nil {
+		t.Fatal(err)
+	}
+	copy(whole[first+3:], patch)
+	v.Release()
+	after, err := b.ReadFloat32(0, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range after {
+		if after[i] != whole[i] {
+			t.Fatalf("after writing through the view: whole[%d] = %v, want %v", i, after[i], whole[i])
+		}
+	}
+	for _, bad := range []struct {
+		off, size uint64
+		want      string
+	}{
+		{4, 16, "minStorageBufferOffsetAlignment"},
+		{uint64(align), 6, "multiple of 4"},
+		{uint64(align), uint64(4 * n), "outside"},
+	} {
+		if align == 4 && bad.off == 4 {
+			continue // every offset that is a multiple of 4 is aligned on this adapter
+		}
+		if _, err := b.Slice("bad", bad.off, bad.size); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Fatalf("Slice(%d, %d): error %v, want one mentioning %q", bad.off, bad.size, err, bad.want)
+		}
+	}
+}

@@ -249,7 +249,7 @@ func (d *Device) CreateBindGroup(label string, layout *BindGroupLayout, entries 
 			}
 			cs[i].binding = C.uint32_t(e.Binding)
 			cs[i].buffer = e.Buffer.h
-			cs[i].offset = C.uint64_t(e.Offset)
+			cs[i].offset = C.uint64_t(e.Buffer.base + e.Offset)
 			cs[i].size = C.uint64_t(size)
 		}
 	}

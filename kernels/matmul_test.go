@@ -408,3 +408,70 @@ func TestRefMatmul(t *testing.T) {
 		}
 	}
 }
+
+// TestMatmulSlices runs products on slices of larger tensors, as the trainer does with its
+// per-step activations: T steps of Y_k = X_k·W, each reading and writing its own slice
+// (B rows at a row stride R ≥ B that keeps every slice aligned), then one Aᵀ·B over the
+// whole stacks, which must equal Σ_k X_kᵀ·Y_k: the padding rows stay zero and add nothing.
+func TestMatmulSlices(t *testing.T) {
+	l, rng := testLib(t), testRNG(t)
+	const steps, b, k, n = 3, 13, 5, 7
+	align := int(l.Device().Limits().MinStorageBufferOffsetAlignment) / 4
+	r := b
+	for (r*k)%align != 0 || (r*n)%align != 0 {
+		r++
+	}
+	xs := make([]float32, steps*r*k)
+	for s := 0; s < steps; s++ {
+		copy(xs[s*r*k:], randn(rng, b*k, 1))
+	}
+	ws := randn(rng, k*n, 1)
+	x := mustTensor(t, l, "X", xs, steps*r, k)
+	w := mustTensor(t, l, "W", ws, k, n)
+	y := mustTensor(t, l, "Y", make([]float32, steps*r*n), steps*r, n)
+	var ops []*Op
+	for s := 0; s < steps; s++ {
+		xk, err := x.Slice(fmt.Sprintf("X%d", s), s*r*k, b, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		yk, err := y.Slice(fmt.Sprintf("Y%d", s), s*r*n, b, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op, err := l.Matmul(yk, xk, w, MatmulOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops = append(ops, op)
+	}
+	g := poisoned(t, l, "G", k, n)
+	op, err := l.Matmul(g, x, y, MatmulOptions{TransA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, op)
+	defer func() {
+		for _, op := range ops {
+			op.Release()
+		}
+	}()
+	if err := l.Run(ops...); err != nil {
+		t.Fatal(err)
+	}
+	x64, w64 := to64(xs), to64(ws)
+	wantY := RefMatmul(x64, steps*r, k, w64, k, n, false, false, nil, nil, Identity)
+	scaleY := RefMatmul(absAll(x64), steps*r, k, absAll(w64), k, n, false, false, nil, nil, Identity)
+	gotY := readT(t, y)
+	assertMatmulClose(t, "per-step slices of Y", gotY, wantY, scaleY, 1e-4)
+	for s := 0; s < steps; s++ {
+		for i := b * n; i < r*n; i++ {
+			if gotY[s*r*n+i] != 0 {
+				t.Fatalf("padding row of step %d written: Y[%d] = %v", s, s*r*n+i, gotY[s*r*n+i])
+			}
+		}
+	}
+	wantG := RefMatmul(x64, steps*r, k, wantY, steps*r, n, true, false, nil, nil, Identity)
+	scaleG := RefMatmul(absAll(x64), steps*r, k, absAll(wantY), steps*r, n, true, false, nil, nil, Identity)
+	assertMatmulClose(t, "Xᵀ·Y over all steps", readT(t, g), wantG, scaleG, 1e-4)
+}

@@ -129,3 +129,25 @@ func (t *Tensor) Reshaped(shape ...int) (*Tensor, error) {
 	}
 	return &Tensor{Buf: t.Buf, Shape: append([]int(nil), shape...), dev: t.dev}, nil
 }
+
+// Slice returns the view of t's elements offset..offset+n−1 (n the product of shape) as a
+// tensor of that shape: every kernel bound to it reads and writes that range of t's buffer.
+// offset·4 bytes must be a multiple of the adapter's minStorageBufferOffsetAlignment (256
+// on most). The view owns nothing: release t, never the view. WebGPU tracks usage per
+// buffer, so one dispatch must not bind two slices of a tensor when either is written.
+// The trainer keeps each step's activations as slices of one tensor, so that a single
+// product over all steps can form the weight gradients.
+func (t *Tensor) Slice(label string, offset int, shape ...int) (*Tensor, error) {
+	n, err := numel(label, shape)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 || offset+n > t.Len() {
+		return nil, fmt.Errorf("kernels: slice %q of tensor %q: elements %d..%d outside its %d", label, t.Label(), offset, offset+n, t.Len())
+	}
+	b, err := t.Buf.Slice(label, uint64(4*offset), uint64(4*n))
+	if err != nil {
+		return nil, err
+	}
+	return &Tensor{Buf: b, Shape: append([]int(nil), shape...), dev: t.dev}, nil
+}

@@ -61,7 +61,7 @@ func (m *Linear) Forward(l *kernels.Library, y, x *kernels.Tensor, act kernels.A
 
 // ForwardKeep returns the op y = act(h) with h = x·W + b also written to pre, in one
 // dispatch: the forward pass of a layer and its activation that keeps h for
-// BackwardThrough.
+// InputGradThrough.
 func (m *Linear) ForwardKeep(l *kernels.Library, y, pre, x *kernels.Tensor, act kernels.Activation) (*kernels.Op, error) {
 	return l.Matmul(y, x, m.W.Value, kernels.MatmulOptions{Bias: m.B.Value, Act: act, SavePre: pre})
 }
@@ -70,18 +70,6 @@ func (m *Linear) ForwardKeep(l *kernels.Library, y, pre, x *kernels.Tensor, act 
 // computing dx = dy·Wᵀ. ones must be a [B, 1] tensor of ones (the column sums of db are
 // the product 1ᵀ·dy).
 func (m *Linear) Backward(l *kernels.Library, dx, dy, x, ones *kernels.Tensor) ([]*kernels.Op, error) {
-	return m.backward(l, dx, dy, x, ones, kernels.MatmulOptions{TransB: true})
-}
-
-// BackwardThrough is Backward for a layer whose input came out of an activation,
-// x = act(pre): the input gradient is taken through the activation in the same dispatch,
-// dpre = (dy·Wᵀ) ⊙ act′(pre), which is what the layer before needs.
-func (m *Linear) BackwardThrough(l *kernels.Library, dpre, dy, x, pre, ones *kernels.Tensor, act kernels.Activation) ([]*kernels.Op, error) {
-	return m.backward(l, dpre, dy, x, ones, kernels.MatmulOptions{TransB: true, DerivOf: pre, DerivAct: act})
-}
-
-// backward builds dW and db and, when dx is not nil, dx = dy·Wᵀ with dxOpts' epilogue.
-func (m *Linear) backward(l *kernels.Library, dx, dy, x, ones *kernels.Tensor, dxOpts kernels.MatmulOptions) ([]*kernels.Op, error) {
 	if ones.Rows() != dy.Rows() || ones.Cols() != 1 {
 		return nil, fmt.Errorf("nn: linear backward: ones is %v, want [%d, 1]", ones.Shape, dy.Rows())
 	}
@@ -96,7 +84,7 @@ func (m *Linear) backward(l *kernels.Library, dx, dy, x, ones *kernels.Tensor, d
 	}
 	ops := []*kernels.Op{dW, db}
 	if dx != nil {
-		op, err := l.Matmul(dx, dy, m.W.Value, dxOpts)
+		op, err := l.Matmul(dx, dy, m.W.Value, kernels.MatmulOptions{TransB: true})
 		if err != nil {
 			dW.Release()
 			db.Release()
@@ -105,6 +93,13 @@ func (m *Linear) backward(l *kernels.Library, dx, dy, x, ones *kernels.Tensor, d
 		ops = append(ops, op)
 	}
 	return ops, nil
+}
+
+// InputGradThrough returns the op dpre = (dy·Wᵀ) ⊙ act′(pre): the input gradient alone,
+// taken through the activation before the layer (x = act(pre)), for a caller that forms
+// the weight gradients elsewhere (over many steps at once, with Backward and dx nil).
+func (m *Linear) InputGradThrough(l *kernels.Library, dpre, dy, pre *kernels.Tensor, act kernels.Activation) (*kernels.Op, error) {
+	return l.Matmul(dpre, dy, m.W.Value, kernels.MatmulOptions{TransB: true, DerivOf: pre, DerivAct: act})
 }
 
 // Ones returns a [n, 1] tensor of ones (for bias gradients).

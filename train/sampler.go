@@ -332,9 +332,16 @@ type Graph struct {
 	db3, dm3, db2, dm2, db1, dm1  *kernels.Tensor
 	dlfeat                        *kernels.Tensor
 
-	coef, Stats, du, da, dh *kernels.Tensor
+	coef, Stats, dh         *kernels.Tensor
 	dtemb, dga, dg1, dfeat  *kernels.Tensor
-	onesB, onesT            *kernels.Tensor
+	onesB, onesT, onesStack *kernels.Tensor
+
+	// Per-step tensors of training, stacked: A0, A1, A2 (the inputs of L1..L3), DU, DH2,
+	// DH1 (the gradients of their outputs) hold step k in rows k·rows..k·rows+B−1, and
+	// a0, a1, a2, du, dh2, dh1 are those slices. The padding rows stay zero.
+	rows                     int
+	A0, A1, A2, DU, DH2, DH1 *kernels.Tensor
+	du, dh2, dh1             []*kernels.Tensor
 
 	timeOps, stepOps, rewardOps, lossOps, backOps []*kernels.Op
 	sde                                           []*kernels.SDEStepOp
@@ -418,6 +425,36 @@ func NewGraphWith(l *kernels.Library, net *Network, cfg Config, batch int, rewar
 
 // Labels are the rows' conditions (nil for an unconditional sampler).
 func (g *Graph) Labels() []int { return g.labels }
+
+// stepStack allocates the [T·rows, cols] tensor of a per-step quantity and returns it
+// with its T slices [B, cols], one per step (see Graph.rows).
+func (g *Graph) stepStack(name string, cols int) (*kernels.Tensor, []*kernels.Tensor) {
+	stack := g.tensor(name+" (all steps)", g.steps*g.rows, cols)
+	slices := make([]*kernels.Tensor, g.steps)
+	for k := range slices {
+		v, err := stack.Slice(fmt.Sprintf("%s_%d", name, k), k*g.rows*cols, g.batch, cols)
+		if err != nil {
+			panic(buildError{err})
+		}
+		slices[k] = v
+	}
+	return stack, slices
+}
+
+// stepRowStride is the smallest row count R ≥ batch at which every step's slice of a
+// stack with any of the given column counts starts at a multiple of align elements.
+func stepRowStride(batch int, cols []int, align int) int {
+	r := batch
+	for ; ; r++ {
+		ok := true
+		for _, c := range cols {
+			ok = ok && (r*c)%max(align, 1) == 0
+		}
+		if ok {
+			return r
+		}
+	}
+}
 
 func (g *Graph) tensor(label string, shape ...int) *kernels.Tensor {
 	t, err := kernels.NewTensor(g.lib.Device(), label, shape...)
@@ -567,10 +604,18 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 		return out
 	}
-	g.h0, g.a0, g.a1, g.a2 = perStep("h0_"), perStep("a0_"), perStep("a1_"), perStep("a2_")
+	g.h0 = perStep("h0_")
 	if g.train {
 		// Only the backward pass reads h1 and h2; sampling applies the GELU in the product.
 		g.h1, g.h2 = perStep("h1_"), perStep("h2_")
+		// The layers' inputs a0, a1, a2 are slices of one tensor each (see stepStack), so
+		// that one product over all steps forms each layer's weight gradient.
+		g.rows = stepRowStride(B, []int{W, d}, int(l.Device().Limits().MinStorageBufferOffsetAlignment)/4)
+		g.A0, g.a0 = g.stepStack("a0", W)
+		g.A1, g.a1 = g.stepStack("a1", W)
+		g.A2, g.a2 = g.stepStack("a2", W)
+	} else {
+		g.a0, g.a1, g.a2 = perStep("a0_"), perStep("a1_"), perStep("a2_")
 	}
 	g.s = g.tensor("s", B, W)
 	g.LogPF, g.LogPB, g.LogR = g.tensor("logpf", B), g.tensor("logpb", B), g.tensor("logr", B)
@@ -650,7 +695,11 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	} else {
 		g.lossOps = append(g.lossOps, op(l.TBLoss(g.coef, g.Stats, g.LogPF, g.LogRef, g.LogR, n.LogZ.Value, cfg.lossMode())))
 	}
-	g.du, g.da, g.dh = g.tensor("du", B, d), g.tensor("da", B, W), g.tensor("dh", B, W)
+	// The gradients of each layer's output at every step, stacked like the inputs.
+	g.DU, g.du = g.stepStack("du", d)
+	g.DH2, g.dh2 = g.stepStack("dh2", W)
+	g.DH1, g.dh1 = g.stepStack("dh1", W)
+	g.dh = g.tensor("dh0", B, W)
 	if lp {
 		g.dscale = g.tensor("dscale", T, 1)
 	}
@@ -664,17 +713,22 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		return err2
 	}
 	g.owned = append(g.owned, g.onesT)
+	if g.onesStack, err2 = nn.Ones(l.Device(), T*g.rows); err2 != nil {
+		return err2
+	}
+	g.owned = append(g.owned, g.onesStack)
 	for k := 0; k < T; k++ {
-		g.backOps = append(g.backOps, op(l.TBDriftGrad(g.du, g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
+		g.backOps = append(g.backOps, op(l.TBDriftGrad(g.du[k], g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
 		if lp {
 			// u = u_nn + s_k·clip(g): the network's drift gets du unchanged.
-			g.backOps = append(g.backOps, op(l.LangevinScaleGrad(g.dscale, g.du, g.G[k], k, LangevinClip)))
+			g.backOps = append(g.backOps, op(l.LangevinScaleGrad(g.dscale, g.du[k], g.G[k], k, LangevinClip)))
 		}
-		// Each layer's input gradient goes through the GELU before it in the same dispatch;
-		// dh and da take turns as the gradient of a pre-activation (h2, h1, then h0).
-		g.backOps = append(g.backOps, ops(n.L3.BackwardThrough(l, g.dh, g.du, g.a2[k], g.h2[k], g.onesB, kernels.GELU))...)
-		g.backOps = append(g.backOps, ops(n.L2.BackwardThrough(l, g.da, g.dh, g.a1[k], g.h1[k], g.onesB, kernels.GELU))...)
-		g.backOps = append(g.backOps, ops(n.L1.BackwardThrough(l, g.dh, g.da, g.a0[k], g.h0[k], g.onesB, kernels.GELU))...)
+		// Each layer's input gradient goes through the GELU before it in the same
+		// dispatch; the weight gradients of L1..L3 come after the loop, over all steps.
+		g.backOps = append(g.backOps,
+			op(n.L3.InputGradThrough(l, g.dh2[k], g.du[k], g.h2[k], kernels.GELU)),
+			op(n.L2.InputGradThrough(l, g.dh1[k], g.dh2[k], g.h1[k], kernels.GELU)),
+			op(n.L1.InputGradThrough(l, g.dh, g.dh1[k], g.h0[k], kernels.GELU)))
 		g.backOps = append(g.backOps, ops(n.S.Backward(l, nil, g.dh, g.Z[k], g.onesB))...)
 		if n.Classes > 0 {
 			g.backOps = append(g.backOps, op(l.SumRowsCond(g.dtemb, k, n.Emb.Grad, g.lab, g.dh)))
@@ -682,6 +736,10 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			g.backOps = append(g.backOps, op(l.SumRowsInto(g.dtemb, k, g.dh)))
 		}
 	}
+	// dW = Σ_k a_kᵀ·dy_k and db = Σ_k 1ᵀ·dy_k as one product each over the stacks.
+	g.backOps = append(g.backOps, ops(n.L3.Backward(l, nil, g.DU, g.A2, g.onesStack))...)
+	g.backOps = append(g.backOps, ops(n.L2.Backward(l, nil, g.DH2, g.A1, g.onesStack))...)
+	g.backOps = append(g.backOps, ops(n.L1.Backward(l, nil, g.DH1, g.A0, g.onesStack))...)
 	g.dga, g.dg1, g.dfeat = g.tensor("dga", T, W), g.tensor("dg1", T, W), g.tensor("dfeat", T, 2*H)
 	g.backOps = append(g.backOps, ops(n.T2.Backward(l, g.dga, g.dtemb, g.ga, g.onesT))...)
 	g.backOps = append(g.backOps, op(l.ActivateBackward(g.dg1, g.dga, g.g1, kernels.GELU)))

@@ -23,7 +23,9 @@ func benchCases(l *kernels.Library, quick bool) []benchCase {
 	}
 	mms := []mm{{256, 256, 256, false, false}, {300, 64, 64, false, false}, {64, 64, 300, true, false}, {300, 64, 64, false, true}}
 	if !quick {
-		mms = append(mms, mm{1024, 1024, 1024, false, false}, mm{1024, 1024, 1024, true, false}, mm{1024, 1024, 1024, false, true})
+		// The trainer's weight gradient over all T = 100 steps at once (K = T·rows, 320
+		// rows per step for a batch of 300 on most adapters).
+		mms = append(mms, mm{1024, 1024, 1024, false, false}, mm{1024, 1024, 1024, true, false}, mm{1024, 1024, 1024, false, true}, mm{64, 64, 32000, true, false})
 	}
 	// Every matmul kernel the adapter can run, the one Matmul picks first.
 	for _, s := range mms {
