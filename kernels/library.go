@@ -263,9 +263,10 @@ func Grid1D(n, wg int) [3]uint32 {
 
 // Recorder records ops into one compute pass of one command buffer.
 type Recorder struct {
-	dev  *gpu.Device
-	enc  *gpu.CommandEncoder
-	pass *gpu.ComputePass
+	dev        *gpu.Device
+	enc        *gpu.CommandEncoder
+	pass       *gpu.ComputePass
+	dispatches int
 }
 
 // NewRecorder starts a command buffer with one open compute pass.
@@ -287,7 +288,11 @@ func (r *Recorder) Record(ops ...*Op) {
 		r.pass.SetBindGroup(0, op.group)
 		r.pass.Dispatch(op.grid[0], op.grid[1], op.grid[2])
 	}
+	r.dispatches += len(ops)
 }
+
+// Dispatches is the number of dispatches recorded so far.
+func (r *Recorder) Dispatches() int { return r.dispatches }
 
 // Encoder ends the compute pass and returns the encoder for copies; a new pass opens
 // on the next Record.

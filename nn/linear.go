@@ -95,9 +95,27 @@ func (m *Linear) Backward(l *kernels.Library, dx, dy, x, ones *kernels.Tensor) (
 	return ops, nil
 }
 
+// ParamGrads returns the ops accumulating dW += xᵀ·dy and db += Σ_rows dy: the weight
+// and bias gradients alone, for many rows at once (the trainer passes every step's rows
+// in one tensor). The bias gradient is a column sum rather than the product 1ᵀ·dy of
+// Backward: with tens of thousands of rows that product's one output row leaves the
+// matmul kernels' tiles mostly idle.
+func (m *Linear) ParamGrads(l *kernels.Library, dy, x *kernels.Tensor) ([]*kernels.Op, error) {
+	dW, err := l.Matmul(m.W.Grad, x, dy, kernels.MatmulOptions{TransA: true, Accumulate: true})
+	if err != nil {
+		return nil, err
+	}
+	db, err := l.SumRowsInto(m.B.Grad, 0, dy)
+	if err != nil {
+		dW.Release()
+		return nil, err
+	}
+	return []*kernels.Op{dW, db}, nil
+}
+
 // InputGradThrough returns the op dpre = (dy·Wᵀ) ⊙ act′(pre): the input gradient alone,
 // taken through the activation before the layer (x = act(pre)), for a caller that forms
-// the weight gradients elsewhere (over many steps at once, with Backward and dx nil).
+// the weight gradients elsewhere (over many steps at once, with ParamGrads).
 func (m *Linear) InputGradThrough(l *kernels.Library, dpre, dy, pre *kernels.Tensor, act kernels.Activation) (*kernels.Op, error) {
 	return l.Matmul(dpre, dy, m.W.Value, kernels.MatmulOptions{TransB: true, DerivOf: pre, DerivAct: act})
 }

@@ -332,9 +332,9 @@ type Graph struct {
 	db3, dm3, db2, dm2, db1, dm1  *kernels.Tensor
 	dlfeat                        *kernels.Tensor
 
-	coef, Stats, dh         *kernels.Tensor
-	dtemb, dga, dg1, dfeat  *kernels.Tensor
-	onesB, onesT, onesStack *kernels.Tensor
+	coef, Stats, dh        *kernels.Tensor
+	dtemb, dga, dg1, dfeat *kernels.Tensor
+	onesB, onesT           *kernels.Tensor
 
 	// Per-step tensors of training, stacked: A0, A1, A2 (the inputs of L1..L3), DU, DH2,
 	// DH1 (the gradients of their outputs) hold step k in rows k·rows..k·rows+B−1, and
@@ -713,10 +713,6 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		return err2
 	}
 	g.owned = append(g.owned, g.onesT)
-	if g.onesStack, err2 = nn.Ones(l.Device(), T*g.rows); err2 != nil {
-		return err2
-	}
-	g.owned = append(g.owned, g.onesStack)
 	for k := 0; k < T; k++ {
 		g.backOps = append(g.backOps, op(l.TBDriftGrad(g.du[k], g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
 		if lp {
@@ -737,9 +733,9 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 	}
 	// dW = Σ_k a_kᵀ·dy_k and db = Σ_k 1ᵀ·dy_k as one product each over the stacks.
-	g.backOps = append(g.backOps, ops(n.L3.Backward(l, nil, g.DU, g.A2, g.onesStack))...)
-	g.backOps = append(g.backOps, ops(n.L2.Backward(l, nil, g.DH2, g.A1, g.onesStack))...)
-	g.backOps = append(g.backOps, ops(n.L1.Backward(l, nil, g.DH1, g.A0, g.onesStack))...)
+	g.backOps = append(g.backOps, ops(n.L3.ParamGrads(l, g.DU, g.A2))...)
+	g.backOps = append(g.backOps, ops(n.L2.ParamGrads(l, g.DH2, g.A1))...)
+	g.backOps = append(g.backOps, ops(n.L1.ParamGrads(l, g.DH1, g.A0))...)
 	g.dga, g.dg1, g.dfeat = g.tensor("dga", T, W), g.tensor("dg1", T, W), g.tensor("dfeat", T, 2*H)
 	g.backOps = append(g.backOps, ops(n.T2.Backward(l, g.dga, g.dtemb, g.ga, g.onesT))...)
 	g.backOps = append(g.backOps, op(l.ActivateBackward(g.dg1, g.dga, g.g1, kernels.GELU)))

@@ -15,11 +15,14 @@ import (
 // a ring of map-read buffers a few iterations late, so the host never waits on the GPU
 // in the loop.
 type Trainer struct {
-	Cfg   Config
-	Lib   *kernels.Library
-	Net   *Network
-	graph *Graph
-	opt   Options
+	Cfg Config
+	Lib *kernels.Library
+	Net *Network
+	// Dispatches is the number of compute dispatches of the last iteration, all of them
+	// in one submission (the throughput notes in BENCHMARKS.md count them).
+	Dispatches int
+	graph      *Graph
+	opt        Options
 	// labels are the conditions of the rows of every training batch (amortised
 	// samplers: row b has condition b mod Classes; nil otherwise).
 	labels []int
@@ -288,6 +291,7 @@ func (t *Trainer) Step() (st Stats, ok bool, err error) {
 	for _, a := range t.opts {
 		r.Record(a.Ops()...)
 	}
+	t.Dispatches = r.Dispatches()
 	enc := r.Encoder()
 	if t.Cfg.BothWays && !replay {
 		// FIFO: this batch's terminal states overwrite the oldest batch in the buffer.

@@ -444,7 +444,7 @@ loop:
 	if err := tr.SaveWith(ckpt, name, meta); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "\ncheckpoint: %s\n", ckpt)
+	fmt.Fprintf(os.Stderr, "\n%d dispatches per iteration, in one submission\ncheckpoint: %s\n", tr.Dispatches, ckpt)
 	if runErr != nil {
 		return runErr
 	}
