@@ -65,3 +65,45 @@ func TestRowOpsRejectBadShapes(t *testing.T) {
 		t.Fatal("column mismatch accepted")
 	}
 }
+
+// TestSumManyRowsInto checks the two-pass column sum against the reference at row counts
+// below, at and across its chunking (256 rows a chunk, at most 64 chunks), including the
+// trainer's 32,000 × 64.
+func TestSumManyRowsInto(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	for _, s := range []struct{ b, c, t, row int }{{1, 1, 1, 0}, {255, 5, 3, 2}, {257, 3, 1, 0}, {16385, 2, 2, 1}, {32000, 64, 1, 0}, {70001, 3, 4, 3}} {
+		tab, dys := randn(rng, s.t*s.c, 1), randn(rng, s.b*s.c, 1)
+		table := mustTensor(t, l, "table", tab, s.t, s.c)
+		dy := mustTensor(t, l, "dy", dys, s.b, s.c)
+		ops, err := l.SumManyRowsInto(table, s.row, dy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Run(ops...); err != nil {
+			t.Fatal(err)
+		}
+		got, want := readT(t, table), RefSumRowsInto(to64(tab), to64(dys), s.c, s.row)
+		for c := 0; c < s.c; c++ {
+			i := s.row*s.c + c
+			scale := math.Abs(float64(tab[i]))
+			for b := 0; b < s.b; b++ {
+				scale += math.Abs(float64(dys[b*s.c+c]))
+			}
+			if d := math.Abs(float64(got[i]) - want[i]); !(d <= 1e-6*scale) {
+				t.Fatalf("sum many rows into %v: column %d: got %v, want %v (error %.3g > %.3g)", s, c, got[i], want[i], d, 1e-6*scale)
+			}
+		}
+		for i := range got {
+			if i/s.c != s.row && got[i] != tab[i] {
+				t.Fatalf("sum many rows into %v: element %d outside row %d changed", s, i, s.row)
+			}
+		}
+		for _, op := range ops {
+			op.Release()
+		}
+	}
+	if _, err := l.SumManyRowsInto(poisoned(t, l, "table", 2, 5), 0, poisoned(t, l, "x", 4, 3)); err == nil {
+		t.Fatal("column mismatch accepted")
+	}
+}

@@ -96,7 +96,7 @@ func TestTwoLayerGradientsMatchFiniteDifferences(t *testing.T) {
 		must(l2.Forward(l, y, h, kernels.Identity))
 		if fused {
 			// The trainer's split: weight gradients apart, the input gradient through act.
-			b2, err := l2.Backward(l, nil, dy, h, ones)
+			b2, err := l2.ParamGrads(l, dy, h)
 			if err != nil {
 				t.Fatal(err)
 			}
