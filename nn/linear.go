@@ -120,6 +120,24 @@ func (m *Linear) InputGradThrough(l *kernels.Library, dpre, dy, pre *kernels.Ten
 	return l.Matmul(dpre, dy, m.W.Value, kernels.MatmulOptions{TransB: true, DerivOf: pre, DerivAct: act})
 }
 
+// BackwardThrough is Backward for a layer whose input came out of an activation,
+// x = act(pre): dW and db as in Backward, and the input gradient taken through the
+// activation in the same dispatch, dpre = (dy·Wᵀ) ⊙ act′(pre) (InputGradThrough).
+func (m *Linear) BackwardThrough(l *kernels.Library, dpre, dy, x, pre, ones *kernels.Tensor, act kernels.Activation) ([]*kernels.Op, error) {
+	ops, err := m.Backward(l, nil, dy, x, ones)
+	if err != nil {
+		return nil, err
+	}
+	op, err := m.InputGradThrough(l, dpre, dy, pre, act)
+	if err != nil {
+		for _, o := range ops {
+			o.Release()
+		}
+		return nil, err
+	}
+	return append(ops, op), nil
+}
+
 // Ones returns a [n, 1] tensor of ones (for bias gradients).
 func Ones(d *gpu.Device, n int) (*kernels.Tensor, error) {
 	t, err := kernels.NewTensor(d, "ones", n, 1)

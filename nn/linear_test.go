@@ -58,8 +58,11 @@ func TestTwoLayerGradientsMatchFiniteDifferences(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 3))
-	for i, act := range []kernels.Activation{kernels.GELU, kernels.SiLU, kernels.Tanh, kernels.LeakyReLU, kernels.GELU, kernels.SiLU} {
-		fused := i >= 4
+	// mode 0: activation and derivative as ops of their own; 1: fused, weight gradients
+	// by ParamGrads; 2: fused, by BackwardThrough.
+	for i, act := range []kernels.Activation{kernels.GELU, kernels.SiLU, kernels.Tanh, kernels.LeakyReLU, kernels.GELU, kernels.SiLU, kernels.GELU} {
+		mode := min(2, max(0, i-3))
+		fused := mode > 0
 		const b, in, hid, out = 11, 5, 7, 3
 		l1, err := NewLinear(d, "l1", in, hid, rng, false)
 		if err != nil {
@@ -94,7 +97,13 @@ func TestTwoLayerGradientsMatchFiniteDifferences(t *testing.T) {
 			must(l.Activate(h, pre, act))
 		}
 		must(l2.Forward(l, y, h, kernels.Identity))
-		if fused {
+		if mode == 2 {
+			b2, err := l2.BackwardThrough(l, dpre, dy, h, pre, ones, act)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, b2...)
+		} else if fused {
 			// The trainer's split: weight gradients apart, the input gradient through act.
 			b2, err := l2.ParamGrads(l, dy, h)
 			if err != nil {
@@ -145,7 +154,7 @@ func TestTwoLayerGradientsMatchFiniteDifferences(t *testing.T) {
 				// f32 forward/backward against a float64 oracle: 1e-3 relative, with an
 				// absolute floor for gradients near zero.
 				if math.Abs(fd-got[i]) > 1e-3*math.Max(1, math.Abs(fd)) {
-					t.Fatalf("%v (fused %v): ∂L/∂%s[%d]: GPU %v, finite difference %v", act, fused, name, i, got[i], fd)
+					t.Fatalf("%v (mode %d): ∂L/∂%s[%d]: GPU %v, finite difference %v", act, mode, name, i, got[i], fd)
 				}
 			}
 		}

@@ -329,12 +329,12 @@ type Graph struct {
 	unn, lrScratch                *kernels.Tensor
 	lfeat, m1, b1, m2, b2, m3, b3 *kernels.Tensor
 	scale, dscale                 *kernels.Tensor
-	db3, dm3, db2, dm2, db1, dm1  *kernels.Tensor
+	dm3, dm2, dm1                 *kernels.Tensor
 	dlfeat                        *kernels.Tensor
 
-	coef, Stats, dh        *kernels.Tensor
-	dtemb, dga, dg1, dfeat *kernels.Tensor
-	onesB, onesT           *kernels.Tensor
+	coef, Stats, dh   *kernels.Tensor
+	dtemb, dg1, dfeat *kernels.Tensor
+	onesB, onesT      *kernels.Tensor
 
 	// Per-step tensors of training, stacked: A0, A1, A2 (the inputs of L1..L3), DU, DH2,
 	// DH1 (the gradients of their outputs) hold step k in rows k·rows..k·rows+B−1, and
@@ -513,8 +513,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	g.feat, g.g1, g.ga, g.temb = g.tensor("time feat", T, 2*H), g.tensor("time g1", T, W), g.tensor("time ga", T, W), g.tensor("temb", T, W)
 	g.timeOps = append(g.timeOps,
 		op(l.Fourier(g.feat, g.tgrid, n.Freq, n.Phase.Value)),
-		op(n.T1.Forward(l, g.g1, g.feat, kernels.Identity)),
-		op(l.Activate(g.ga, g.g1, kernels.GELU)),
+		op(n.T1.ForwardKeep(l, g.ga, g.g1, g.feat, kernels.GELU)),
 		op(n.T2.Forward(l, g.temb, g.ga, kernels.Identity)))
 	lp := n.LPhase != nil
 	if lp {
@@ -522,9 +521,9 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		g.m1, g.b1, g.m2, g.b2, g.m3, g.b3 = g.tensor("lm1", T, W), g.tensor("lb1", T, W), g.tensor("lm2", T, W), g.tensor("lb2", T, W), g.tensor("lm3", T, W), g.tensor("lb3", T, W)
 		g.timeOps = append(g.timeOps,
 			op(l.Fourier(g.lfeat, g.tgrid, n.Freq, n.LPhase.Value)),
-			op(n.M1.Forward(l, g.m1, g.lfeat, kernels.Identity)), op(l.Activate(g.b1, g.m1, kernels.GELU)),
-			op(n.M2.Forward(l, g.m2, g.b1, kernels.Identity)), op(l.Activate(g.b2, g.m2, kernels.GELU)),
-			op(n.M3.Forward(l, g.m3, g.b2, kernels.Identity)), op(l.Activate(g.b3, g.m3, kernels.GELU)),
+			op(n.M1.ForwardKeep(l, g.b1, g.m1, g.lfeat, kernels.GELU)),
+			op(n.M2.ForwardKeep(l, g.b2, g.m2, g.b1, kernels.GELU)),
+			op(n.M3.ForwardKeep(l, g.b3, g.m3, g.b2, kernels.GELU)),
 			op(n.M4.Forward(l, g.scale, g.b3, kernels.Identity)))
 		g.unn, g.lrScratch = g.tensor("drift nn", B, d), g.tensor("langevin logr", B)
 		g.G = make([]*kernels.Tensor, T)
@@ -732,24 +731,20 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			g.backOps = append(g.backOps, op(l.SumRowsInto(g.dtemb, k, g.dh)))
 		}
 	}
-	// dW = Σ_k a_kᵀ·dy_k and db = Σ_k 1ᵀ·dy_k as one product each over the stacks.
+	// dW = Σ_k a_kᵀ·dy_k as one product over the stacks, db = Σ_k Σ_b dy_k as one column sum.
 	g.backOps = append(g.backOps, ops(n.L3.ParamGrads(l, g.DU, g.A2))...)
 	g.backOps = append(g.backOps, ops(n.L2.ParamGrads(l, g.DH2, g.A1))...)
 	g.backOps = append(g.backOps, ops(n.L1.ParamGrads(l, g.DH1, g.A0))...)
-	g.dga, g.dg1, g.dfeat = g.tensor("dga", T, W), g.tensor("dg1", T, W), g.tensor("dfeat", T, 2*H)
-	g.backOps = append(g.backOps, ops(n.T2.Backward(l, g.dga, g.dtemb, g.ga, g.onesT))...)
-	g.backOps = append(g.backOps, op(l.ActivateBackward(g.dg1, g.dga, g.g1, kernels.GELU)))
+	g.dg1, g.dfeat = g.tensor("dg1", T, W), g.tensor("dfeat", T, 2*H)
+	g.backOps = append(g.backOps, ops(n.T2.BackwardThrough(l, g.dg1, g.dtemb, g.ga, g.g1, g.onesT, kernels.GELU))...)
 	g.backOps = append(g.backOps, ops(n.T1.Backward(l, g.dfeat, g.dg1, g.feat, g.onesT))...)
 	g.backOps = append(g.backOps, op(l.FourierPhaseGrad(n.Phase.Grad, g.dfeat, g.tgrid, n.Freq, n.Phase.Value)))
 	if lp {
-		g.db3, g.dm3, g.db2, g.dm2, g.db1, g.dm1 = g.tensor("ldb3", T, W), g.tensor("ldm3", T, W), g.tensor("ldb2", T, W), g.tensor("ldm2", T, W), g.tensor("ldb1", T, W), g.tensor("ldm1", T, W)
+		g.dm3, g.dm2, g.dm1 = g.tensor("ldm3", T, W), g.tensor("ldm2", T, W), g.tensor("ldm1", T, W)
 		g.dlfeat = g.tensor("langevin dfeat", T, 2*H)
-		g.backOps = append(g.backOps, ops(n.M4.Backward(l, g.db3, g.dscale, g.b3, g.onesT))...)
-		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dm3, g.db3, g.m3, kernels.GELU)))
-		g.backOps = append(g.backOps, ops(n.M3.Backward(l, g.db2, g.dm3, g.b2, g.onesT))...)
-		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dm2, g.db2, g.m2, kernels.GELU)))
-		g.backOps = append(g.backOps, ops(n.M2.Backward(l, g.db1, g.dm2, g.b1, g.onesT))...)
-		g.backOps = append(g.backOps, op(l.ActivateBackward(g.dm1, g.db1, g.m1, kernels.GELU)))
+		g.backOps = append(g.backOps, ops(n.M4.BackwardThrough(l, g.dm3, g.dscale, g.b3, g.m3, g.onesT, kernels.GELU))...)
+		g.backOps = append(g.backOps, ops(n.M3.BackwardThrough(l, g.dm2, g.dm3, g.b2, g.m2, g.onesT, kernels.GELU))...)
+		g.backOps = append(g.backOps, ops(n.M2.BackwardThrough(l, g.dm1, g.dm2, g.b1, g.m1, g.onesT, kernels.GELU))...)
 		g.backOps = append(g.backOps, ops(n.M1.Backward(l, g.dlfeat, g.dm1, g.lfeat, g.onesT))...)
 		g.backOps = append(g.backOps, op(l.FourierPhaseGrad(n.LPhase.Grad, g.dlfeat, g.tgrid, n.Freq, n.LPhase.Value)))
 	}
