@@ -39,43 +39,6 @@ func (l *Library) SumRowsInto(table *Tensor, row int, dy *Tensor) (*Op, error) {
 	})
 }
 
-// SumManyRowsInto records table[row, :] += Σ_b dy[b, :] like SumRowsInto, in two
-// dispatches that spread many rows over the adapter: P = min(64, ceil(B/256)) chunks of
-// consecutive rows are summed into a scratch [P, C] (rows_grad.wgsl's partial), then those
-// P rows into the table. SumRowsInto's one invocation per column would sum the trainer's
-// bias gradients over all steps (32,000 rows) serially on a handful of lanes. The order of
-// the additions is fixed, so the result is deterministic.
-func (l *Library) SumManyRowsInto(table *Tensor, row int, dy *Tensor) ([]*Op, error) {
-	if dy.Cols() != table.Cols() {
-		return nil, fmt.Errorf("kernels: sum many rows into: dy %v and table %v differ in columns", dy.Shape, table.Shape)
-	}
-	if row < 0 || row >= table.Rows() {
-		return nil, fmt.Errorf("kernels: sum many rows into: row %d outside a table of %d rows", row, table.Rows())
-	}
-	chunks := min(64, (dy.Rows()+255)/256)
-	partial, err := NewTensor(l.dev, "sum many rows: partial sums", chunks, dy.Cols())
-	if err != nil {
-		return nil, err
-	}
-	first, err := l.build(opSpec{
-		name: "sum many rows: partial", file: "rows_grad.wgsl", entry: "partial",
-		buffers: []*gpu.Buffer{dy.Buf, partial.Buf},
-		params:  Params{dy.Rows(), dy.Cols(), chunks},
-		grid:    [3]uint32{uint32((dy.Cols() + 63) / 64), uint32(chunks), 1},
-	})
-	if err != nil {
-		partial.Release()
-		return nil, err
-	}
-	first.owned = append(first.owned, partial.Buf)
-	second, err := l.SumRowsInto(table, row, partial)
-	if err != nil {
-		first.Release()
-		return nil, err
-	}
-	return []*Op{first, second}, nil
-}
-
 // RefAddRow is the float64 reference of AddRow: out[b][c] = x[b][c] + table[row][c]
 // (row-major slices, C columns).
 func RefAddRow(x, table []float64, cols, row int) []float64 {

@@ -105,12 +105,12 @@ func (m *Linear) ParamGrads(l *kernels.Library, dy, x *kernels.Tensor) ([]*kerne
 	if err != nil {
 		return nil, err
 	}
-	db, err := l.SumManyRowsInto(m.B.Grad, 0, dy)
+	db, err := l.SumRowsInto(m.B.Grad, 0, dy)
 	if err != nil {
 		dW.Release()
 		return nil, err
 	}
-	return append([]*kernels.Op{dW}, db...), nil
+	return []*kernels.Op{dW, db}, nil
 }
 
 // InputGradThrough returns the op dpre = (dy·Wᵀ) ⊙ act′(pre): the input gradient alone,

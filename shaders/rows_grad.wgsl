@@ -3,16 +3,10 @@
 //
 // Bindings (group 0):
 //   0: dy     array<f32>, [B, C], read
-//   1: table  array<f32>, main: [T, C], read-write (row p.row is accumulated into);
-//             partial: [P, C] partial sums, written
-//   2: p      uniform { rows_b: u32 (B), cols: u32 (C), row: u32 (main: the table row;
-//             partial: the number of chunks P) }
-// main: each invocation sums one column over b in increasing order, so the result is
+//   1: table  array<f32>, [T, C], read-write (row p.row is accumulated into)
+//   2: p      uniform { rows_b: u32 (B), cols: u32 (C), row: u32 }
+// Each invocation sums one column over b in increasing order, so the result is
 // deterministic. Dispatch: ceil(C / 64) workgroups of 64 along x.
-// partial: the first pass for many rows (kernels.SumManyRowsInto), when one invocation per
-// column would leave the adapter idle: invocation (c, q) sums column c over chunk q of
-// ceil(B / P) consecutive rows into table[q, c]; main over those P rows then finishes.
-// Dispatch: ceil(C / 64) × P workgroups of 64.
 
 struct Params {
 	rows_b: u32,
@@ -35,20 +29,4 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 		s += dy[b * p.cols + c];
 	}
 	table[p.row * p.cols + c] += s;
-}
-
-@compute @workgroup_size(64)
-fn partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-	let c = gid.x;
-	if (c >= p.cols) {
-		return;
-	}
-	let chunk = (p.rows_b + p.row - 1u) / p.row;
-	let first = wid.y * chunk;
-	let last = min(first + chunk, p.rows_b);
-	var s = 0.0;
-	for (var b = first; b < last; b++) {
-		s += dy[b * p.cols + c];
-	}
-	table[wid.y * p.cols + c] = s;
 }
