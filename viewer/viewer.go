@@ -321,7 +321,12 @@ func (w *Window) SetSize(width, height int) { w.win.SetSize(width, height) }
 // ShouldClose reports whether the user closed the window.
 func (w *Window) ShouldClose() bool { return w.win.ShouldClose() }
 
-// Close destroys the window and its GPU objects (not the samples buffer).
+// Close destroys the window and its GPU objects (not the samples buffer). GLFW itself
+// stays initialised (a later Open reuses it) until Terminate or the process's exit: the
+// runtime destroys a released surface's swapchain lazily, as late as the device's own
+// release, and that needs the window system's connection, which terminating GLFW
+// closes. With glfw.Terminate here, `osds view` crashed in wgpuDeviceDestroy in about
+// one run in eight.
 func (w *Window) Close() {
 	w.group.Release()
 	w.params.Release()
@@ -333,9 +338,14 @@ func (w *Window) Close() {
 	if w.win != nil {
 		w.win.Destroy()
 		w.win = nil
-		glfw.Terminate()
 	}
 }
+
+// Terminate closes GLFW's connection to the window system. Call it after every device
+// that drew into a window has been released (see Close), and before the window system
+// goes away, e.g. before stopping an Xvfb the process started; a later Open initialises
+// GLFW again. A process that simply exits need not call it.
+func Terminate() { glfw.Terminate() }
 
 // Keys returns the keys pressed since the last call, by name: "r", "p", "s", "l", "a",
 // "space", "+", "-", "[", "]", "escape", "q" and the digits "0".."9" (others are ignored).

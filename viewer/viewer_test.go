@@ -24,7 +24,12 @@ func withDisplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(stop)
+	// Cleanups run last first: the test's device is released by then, so GLFW can let go
+	// of the display before the display stops.
+	t.Cleanup(func() {
+		Terminate()
+		stop()
+	})
 	t.Setenv("DISPLAY", display)
 }
 
