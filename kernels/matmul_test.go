@@ -22,6 +22,19 @@ var matmulSizes = [][3]int{
 	{1, 1, 1}, {7, 13, 5}, {129, 257, 65}, {64, 64, 64}, {1, 300, 64}, {300, 1, 64}, {64, 64, 300}, {257, 130, 301},
 }
 
+// matmulKernelForms are matmulForms once per kernel the adapter can run, so that every
+// test over them checks each implementation.
+func matmulKernelForms(l *Library) []MatmulOptions {
+	var out []MatmulOptions
+	for _, kernel := range l.MatmulKernels() {
+		for _, form := range matmulForms {
+			form.Kernel = kernel
+			out = append(out, form)
+		}
+	}
+	return out
+}
+
 // matmulCase is one product to check against RefMatmul.
 type matmulCase struct {
 	m, n, k    int
@@ -197,15 +210,11 @@ func absAll(xs []float64) []float64 {
 func TestMatmul(t *testing.T) {
 	l := testLib(t)
 	rng := testRNG(t)
-	for _, kernel := range l.MatmulKernels() {
-		for _, form := range matmulForms {
-			for _, sz := range matmulSizes {
-				for _, bias := range []bool{false, true} {
-					opts := form
-					opts.Kernel = kernel
-					mc := matmulCase{m: sz[0], n: sz[1], k: sz[2], opts: opts, bias: bias}
-					t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
-				}
+	for _, form := range matmulKernelForms(l) {
+		for _, sz := range matmulSizes {
+			for _, bias := range []bool{false, true} {
+				mc := matmulCase{m: sz[0], n: sz[1], k: sz[2], opts: form, bias: bias}
+				t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
 			}
 		}
 	}
@@ -215,14 +224,12 @@ func TestMatmul(t *testing.T) {
 func TestMatmulActivations(t *testing.T) {
 	l := testLib(t)
 	rng := testRNG(t)
-	for _, kernel := range l.MatmulKernels() {
-		for _, form := range matmulForms {
-			for act := Identity; int(act) < len(activationNames); act++ {
-				opts := form
-				opts.Act, opts.Kernel = act, kernel
-				mc := matmulCase{m: 45, n: 70, k: 19, opts: opts, bias: true}
-				t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
-			}
+	for _, form := range matmulKernelForms(l) {
+		for act := Identity; int(act) < len(activationNames); act++ {
+			opts := form
+			opts.Act = act
+			mc := matmulCase{m: 45, n: 70, k: 19, opts: opts, bias: true}
+			t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
 		}
 	}
 }
@@ -273,13 +280,11 @@ func TestMatmulAccumulate(t *testing.T) {
 func TestMatmulKernelsAccumulate(t *testing.T) {
 	l := testLib(t)
 	rng := testRNG(t)
-	for _, kernel := range l.MatmulKernels() {
-		for _, form := range matmulForms {
-			opts := form
-			opts.Kernel, opts.Act, opts.Accumulate = kernel, GELU, true
-			mc := matmulCase{m: 30, n: 66, k: 7, opts: opts, bias: true}
-			t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
-		}
+	for _, form := range matmulKernelForms(l) {
+		opts := form
+		opts.Act, opts.Accumulate = GELU, true
+		mc := matmulCase{m: 30, n: 66, k: 7, opts: opts, bias: true}
+		t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
 	}
 }
 
@@ -289,26 +294,18 @@ func TestMatmulKernelsAccumulate(t *testing.T) {
 func TestMatmulEpilogues(t *testing.T) {
 	l := testLib(t)
 	rng := testRNG(t)
-	for _, kernel := range l.MatmulKernels() {
-		for _, form := range matmulForms {
-			opts := form
-			opts.Kernel, opts.Act = kernel, GELU
-			for _, mc := range []matmulCase{
-				{m: 37, n: 70, k: 19, opts: opts, bias: true, savePre: true},
-				{m: 300, n: 64, k: 64, opts: opts, bias: true, savePre: true},
-			} {
-				t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
-			}
-			opts = form
-			opts.Kernel, opts.DerivAct = kernel, GELU
-			for _, mc := range []matmulCase{
-				{m: 37, n: 70, k: 19, opts: opts, derivOf: true},
-				{m: 300, n: 64, k: 64, opts: opts, derivOf: true},
-			} {
-				t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
-			}
-			opts.Accumulate, opts.Act, opts.DerivAct = true, Tanh, SiLU
-			mc := matmulCase{m: 21, n: 9, k: 33, opts: opts, bias: true, derivOf: true}
+	for _, form := range matmulKernelForms(l) {
+		save, deriv, both := form, form, form
+		save.Act = GELU
+		deriv.DerivAct = GELU
+		both.Accumulate, both.Act, both.DerivAct = true, Tanh, SiLU
+		for _, mc := range []matmulCase{
+			{m: 37, n: 70, k: 19, opts: save, bias: true, savePre: true},
+			{m: 300, n: 64, k: 64, opts: save, bias: true, savePre: true},
+			{m: 37, n: 70, k: 19, opts: deriv, derivOf: true},
+			{m: 300, n: 64, k: 64, opts: deriv, derivOf: true},
+			{m: 21, n: 9, k: 33, opts: both, bias: true, derivOf: true},
+		} {
 			t.Run(mc.String(), func(t *testing.T) { checkMatmul(t, l, rng, mc) })
 		}
 	}
