@@ -99,6 +99,12 @@ func (b *Buffer) Slice(label string, off, n uint64) (*Buffer, error) {
 	return &Buffer{h: b.h, d: b.d, size: n, alloc: n, usage: b.usage, label: label, base: b.base + off, view: true}, nil
 }
 
+// Shares reports whether b and o are the same WebGPU buffer, whole or as views (Slice):
+// what matters for aliasing, since WebGPU tracks usage per buffer, not per range.
+func (b *Buffer) Shares(o *Buffer) bool {
+	return b != nil && o != nil && b.h != nil && b.h == o.h
+}
+
 // Size is the buffer's size in bytes as requested.
 func (b *Buffer) Size() uint64 { return b.size }
 

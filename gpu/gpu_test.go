@@ -465,6 +465,17 @@ func TestBufferSlice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !v.Shares(b) || !b.Shares(v) {
+		t.Fatal("a view and its buffer do not report sharing")
+	}
+	other, err := d.CreateBuffer("other", 16, StorageUsage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	if v.Shares(other) || b.Shares(other) {
+		t.Fatal("distinct buffers report sharing")
+	}
 	got, err := v.ReadFloat32(0, count)
 	if err != nil {
 		t.Fatal(err)

@@ -99,7 +99,7 @@ func (l *Library) NewAdam(params, grads, m, v *Tensor, cfg AdamConfig) (*Adam, e
 			return nil, fmt.Errorf("%s: params is %s (%d elements) but %s is %s (%d elements)", name, sdeShape(params), p, names[i], sdeShape(t), t.Len())
 		}
 		for j := 0; j < i; j++ {
-			if ts[j].Buf == t.Buf {
+			if ts[j].Buf.Shares(t.Buf) {
 				return nil, fmt.Errorf("%s: %s and %s are the same tensor %q", name, names[j], names[i], t.Label())
 			}
 		}

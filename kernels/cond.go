@@ -48,7 +48,7 @@ func (l *Library) AddRowCond(out, x, table *Tensor, row int, emb *Tensor, labels
 	if err := condLabels(name, labels, x.Rows(), emb.Rows()); err != nil {
 		return nil, err
 	}
-	if out.Buf == x.Buf || out.Buf == table.Buf || out.Buf == emb.Buf {
+	if out.Buf.Shares(x.Buf) || out.Buf.Shares(table.Buf) || out.Buf.Shares(emb.Buf) {
 		return nil, fmt.Errorf("kernels: %s: out %q shares a buffer with an input", name, out.Label())
 	}
 	return l.build(opSpec{
@@ -75,7 +75,7 @@ func (l *Library) SumRowsCond(table *Tensor, row int, emb *Tensor, labels *Index
 	if err := condLabels(name, labels, dy.Rows(), emb.Rows()); err != nil {
 		return nil, err
 	}
-	if table.Buf == emb.Buf || dy.Buf == table.Buf || dy.Buf == emb.Buf {
+	if table.Buf.Shares(emb.Buf) || dy.Buf.Shares(table.Buf) || dy.Buf.Shares(emb.Buf) {
 		return nil, fmt.Errorf("kernels: %s: dy, table and emb must be distinct buffers", name)
 	}
 	return l.build(opSpec{

@@ -208,7 +208,7 @@ func (l *Library) Col2ImAct(x, cols, bias *Tensor, g ConvGeom, act Activation) (
 		if bias.Len() != c {
 			return nil, fmt.Errorf("%s: bias %q is %s but the image has %d channels (%v)", name, bias.Label(), ewShape(bias.Shape), c, g)
 		}
-		if bias.Buf == x.Buf {
+		if bias.Buf.Shares(x.Buf) {
 			return nil, fmt.Errorf("%s: x and the bias are the same tensor %q", name, x.Label())
 		}
 		biasBuf = bias.Buf
@@ -255,7 +255,7 @@ func (l *Library) convCheck(name string, g ConvGeom, cols, x *Tensor) error {
 	if x.Rows() != is[0] || x.Cols() != is[1] {
 		return fmt.Errorf("%s: image x is %s but %v has NHWC images %d×%d (cols is %s)", name, ewShape(x.Shape), g, is[0], is[1], ewShape(cols.Shape))
 	}
-	if cols.Buf == x.Buf {
+	if cols.Buf.Shares(x.Buf) {
 		return fmt.Errorf("%s: cols and x are the same buffer %q", name, x.Label())
 	}
 	for _, t := range []*Tensor{cols, x} {

@@ -191,7 +191,7 @@ func (l *Library) ewCheck(op string, names []string, ts []*Tensor, nOut int) err
 	}
 	for i := 0; i < nOut; i++ {
 		for j := range ts {
-			if j != i && ts[j].Buf == ts[i].Buf {
+			if j != i && ts[j].Buf.Shares(ts[i].Buf) {
 				return fmt.Errorf("kernels: %s: output %s is the same tensor as %s (%q); write to a separate tensor", op, names[i], names[j], ts[i].Label())
 			}
 		}

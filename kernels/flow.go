@@ -66,7 +66,7 @@ func (l *Library) flowArgs(op string, args ...lossArg) error {
 	}
 	for i, a := range args {
 		for _, b := range args[i+1:] {
-			if a.t.Buf == b.t.Buf && (a.out || b.out) {
+			if a.t.Buf.Shares(b.t.Buf) && (a.out || b.out) {
 				return fmt.Errorf("kernels: %s: %s and %s are the same tensor (%q); an output needs a tensor of its own", op, a.name, b.name, a.t.Label())
 			}
 		}

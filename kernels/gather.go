@@ -140,7 +140,7 @@ func (l *Library) gatherScatter(entry string, dst, src *Tensor, idx *IndexTensor
 	if idx.Limit > big.Rows() {
 		return nil, fmt.Errorf("%s: idx %q allows indices up to %d but %s has %d rows (shape %s)", name, idx.Label(), idx.Limit-1, bigName, big.Rows(), sdeShape(big))
 	}
-	if dst.Buf == src.Buf {
+	if dst.Buf.Shares(src.Buf) {
 		return nil, fmt.Errorf("%s: dst and src are the same buffer %q", name, dst.Label())
 	}
 	if big.Len() > math.MaxUint32 {

@@ -52,7 +52,7 @@ func (l *Library) lossCheck(op string, like []lossArg, others ...lossArg) error 
 	}
 	for i, a := range all {
 		for _, b := range all[i+1:] {
-			if a.t.Buf == b.t.Buf && (a.out || b.out) {
+			if a.t.Buf.Shares(b.t.Buf) && (a.out || b.out) {
 				return fmt.Errorf("kernels: %s: %s and %s are the same tensor (%q); an output needs a tensor of its own", op, a.name, b.name, a.t.Label())
 			}
 		}

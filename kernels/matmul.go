@@ -99,7 +99,7 @@ func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
 		if opts.Bias.Len() != n {
 			return nil, fmt.Errorf("kernels: matmul: bias %q has %d elements (shape %v) but C has %d columns", opts.Bias.Label(), opts.Bias.Len(), opts.Bias.Shape, n)
 		}
-		if opts.Bias.Buf == c.Buf {
+		if opts.Bias.Buf.Shares(c.Buf) {
 			return nil, fmt.Errorf("kernels: matmul: C and the bias are the same tensor %q", c.Label())
 		}
 		biasBuf = opts.Bias.Buf
@@ -159,7 +159,7 @@ func (l *Library) matmulEpilogue(c, a, b *Tensor, m, n int, opts MatmulOptions) 
 	if aux.Rows() != m || aux.Cols() != n {
 		return 0, nil, fmt.Errorf("kernels: matmul: %s %q is %d×%d (shape %v) but C is %d×%d", what, aux.Label(), aux.Rows(), aux.Cols(), aux.Shape, m, n)
 	}
-	if aux.Buf == c.Buf || aux.Buf == a.Buf || aux.Buf == b.Buf || opts.Bias != nil && aux.Buf == opts.Bias.Buf {
+	if aux.Buf.Shares(c.Buf) || aux.Buf.Shares(a.Buf) || aux.Buf.Shares(b.Buf) || opts.Bias != nil && aux.Buf.Shares(opts.Bias.Buf) {
 		return 0, nil, fmt.Errorf("kernels: matmul: %s %q shares a buffer with C, A, B or the bias; give it its own tensor", what, aux.Label())
 	}
 	return epilogue, aux.Buf, nil
@@ -190,7 +190,7 @@ func matmulShape(c, a, b *Tensor, opts MatmulOptions) (m, n, k int, err error) {
 	if c.Rows() != m || c.Cols() != n {
 		return 0, 0, 0, fmt.Errorf("kernels: matmul: C is %d×%d (shape %v) but %s·%s is %d×%d", c.Rows(), c.Cols(), c.Shape, matmulOpName("A", opts.TransA), matmulOpName("B", opts.TransB), m, n)
 	}
-	if c.Buf == a.Buf || c.Buf == b.Buf {
+	if c.Buf.Shares(a.Buf) || c.Buf.Shares(b.Buf) {
 		return 0, 0, 0, fmt.Errorf("kernels: matmul: C %q is also an input (A %q, B %q); write the product to another tensor", c.Label(), a.Label(), b.Label())
 	}
 	return m, n, k, nil

@@ -83,7 +83,7 @@ func (l *Library) RowReduce(out, x *Tensor, r Reduction) (*Op, error) {
 	if out.Len() != rows {
 		return nil, fmt.Errorf("kernels: %s: x is %s (%d rows of %d) but out is %s (%d elements; want %d)", name, ewShape(x.Shape), rows, cols, ewShape(out.Shape), out.Len(), rows)
 	}
-	if out.Buf == x.Buf {
+	if out.Buf.Shares(x.Buf) {
 		return nil, fmt.Errorf("kernels: %s: out is the same tensor as x (%q)", name, x.Label())
 	}
 	if err := l.ewCheckBindable(name, "x", x); err != nil {
@@ -147,7 +147,7 @@ func (l *Library) SumSquares(out, x *Tensor) (*ReduceOps, error) {
 	if out.Len() != 1 {
 		return nil, fmt.Errorf("kernels: sum of squares: out is %s (%d elements; want 1)", ewShape(out.Shape), out.Len())
 	}
-	if out.Buf == x.Buf {
+	if out.Buf.Shares(x.Buf) {
 		return nil, fmt.Errorf("kernels: sum of squares: out is the same tensor as x (%q)", x.Label())
 	}
 	if err := l.ewCheckBindable("sum of squares", "x", x); err != nil {

@@ -30,6 +30,16 @@ func TestTensorSliceErrors(t *testing.T) {
 			t.Fatalf("slice element %d = %v, want %v", i, got[i], xs[2*align+i])
 		}
 	}
+	// Two slices of one tensor are one WebGPU buffer: a product writing one and reading
+	// the other is refused like any aliasing.
+	other, err := x.Slice("row 0", 0, 1, align)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := mustTensor(t, l, "W", randn(rng, align*align, 1), align, align)
+	if _, err := l.Matmul(v, other, w, MatmulOptions{}); err == nil || !strings.Contains(err.Error(), "also an input") {
+		t.Fatalf("matmul between two slices of one tensor: error %v, want one saying C is also an input", err)
+	}
 	v.Release()
 	if all := readT(t, x); all[0] != xs[0] {
 		t.Fatalf("after releasing a slice the tensor reads %v, want %v", all[0], xs[0])
