@@ -299,8 +299,8 @@ type Graph struct {
 	sigma2 float64
 	train  bool
 
-	// Forward state. Z[k] is z_k (Z[0] stays 0); U[k] the drift of step k; the pre- and
-	// post-activations are kept per step only when training.
+	// Forward state. Z[k] is z_k (Z[0] stays 0), a slice of ZEven or ZOdd; U[k] the drift
+	// of step k; the pre- and post-activations are kept per step only when training.
 	Z, U                   []*kernels.Tensor
 	h0, a0, h1, a1, h2, a2 []*kernels.Tensor
 	s                      *kernels.Tensor
@@ -332,9 +332,9 @@ type Graph struct {
 	dm3, dm2, dm1                 *kernels.Tensor
 	dlfeat                        *kernels.Tensor
 
-	coef, Stats, dh   *kernels.Tensor
+	coef, Stats       *kernels.Tensor
 	dtemb, dg1, dfeat *kernels.Tensor
-	onesB, onesT      *kernels.Tensor
+	onesT             *kernels.Tensor
 
 	// Per-step tensors of training, stacked: A0, A1, A2 (the inputs of L1..L3), DU, DH2,
 	// DH1 (the gradients of their outputs) hold step k in rows k·rows..k·rows+B−1, and
@@ -342,6 +342,11 @@ type Graph struct {
 	rows                     int
 	A0, A1, A2, DU, DH2, DH1 *kernels.Tensor
 	du, dh2, dh1             []*kernels.Tensor
+	// The states and the gradients of S's output alternate between two stacks each, even
+	// steps in one and odd steps in the other (see build): ZEven holds z_0, z_2, …, ZOdd
+	// z_1, z_3, …, and DHEven, DHOdd the gradients dh_k of the same parity.
+	ZEven, ZOdd, DHEven, DHOdd *kernels.Tensor
+	dh                         []*kernels.Tensor
 
 	timeOps, stepOps, rewardOps, lossOps, backOps []*kernels.Op
 	sde                                           []*kernels.SDEStepOp
@@ -429,16 +434,55 @@ func (g *Graph) Labels() []int { return g.labels }
 // stepStack allocates the [T·rows, cols] tensor of a per-step quantity and returns it
 // with its T slices [B, cols], one per step (see Graph.rows).
 func (g *Graph) stepStack(name string, cols int) (*kernels.Tensor, []*kernels.Tensor) {
-	stack := g.tensor(name+" (all steps)", g.steps*g.rows, cols)
-	slices := make([]*kernels.Tensor, g.steps)
-	for k := range slices {
-		v, err := stack.Slice(fmt.Sprintf("%s_%d", name, k), k*g.rows*cols, g.batch, cols)
+	return g.stack(name, 0, 1, g.steps, cols)
+}
+
+// stack allocates a [count·rows, cols] tensor and returns it with its count slices
+// [B, cols], named for the steps first, first+step, first+2·step, … (nil for count 0).
+func (g *Graph) stack(name string, first, step, count, cols int) (*kernels.Tensor, []*kernels.Tensor) {
+	if count == 0 {
+		return nil, nil
+	}
+	stack := g.tensor(fmt.Sprintf("%s (%d steps)", name, count), count*g.rows, cols)
+	slices := make([]*kernels.Tensor, count)
+	for i := range slices {
+		v, err := stack.Slice(fmt.Sprintf("%s%d", name, first+i*step), i*g.rows*cols, g.batch, cols)
 		if err != nil {
 			panic(buildError{err})
 		}
-		slices[k] = v
+		slices[i] = v
 	}
 	return stack, slices
+}
+
+// alternating allocates the n per-step tensors [B, cols] of steps 0..n−1 as slices of
+// two stacks, the even steps in one and the odd steps in the other, and returns the two
+// stacks and the n slices in step order.
+func (g *Graph) alternating(name string, n, cols int) (even, odd *kernels.Tensor, steps []*kernels.Tensor) {
+	even, evens := g.stack(name, 0, 2, (n+1)/2, cols)
+	odd, odds := g.stack(name, 1, 2, n/2, cols)
+	steps = make([]*kernels.Tensor, n)
+	for k := range steps {
+		if k%2 == 0 {
+			steps[k] = evens[k/2]
+		} else {
+			steps[k] = odds[k/2]
+		}
+	}
+	return even, odd, steps
+}
+
+// leadingRows is the first rows·cols elements of a stack as a [rows, cols] tensor.
+func (g *Graph) leadingRows(t *kernels.Tensor, rows int) *kernels.Tensor {
+	cols := t.Shape[1]
+	if t.Shape[0] == rows {
+		return t
+	}
+	v, err := t.Slice(t.Label()+" (leading rows)", 0, rows, cols)
+	if err != nil {
+		panic(buildError{err})
+	}
+	return v
 }
 
 // stepRowStride is the smallest row count R ≥ batch at which every step's slice of a
@@ -536,10 +580,13 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 	}
 
-	g.Z = make([]*kernels.Tensor, T+1)
-	for k := range g.Z {
-		g.Z[k] = g.tensor(fmt.Sprintf("z%d", k), B, d)
-	}
+	// Every per-step slice of a stack must start at an aligned offset, so each stack holds
+	// a step in every `rows` rows (≥ B, the rest zero padding).
+	g.rows = stepRowStride(B, []int{W, d}, int(l.Device().Limits().MinStorageBufferOffsetAlignment)/4)
+	// The states z_0..z_T alternate between two stacks: the SDE step reads z_k and writes
+	// z_{k+1}, and WebGPU tracks usage per buffer, so the two may not share one. Stacked,
+	// the state layer's weight gradient over all steps is two products (one per parity).
+	g.ZEven, g.ZOdd, g.Z = g.alternating("z", T+1, d)
 	if err := g.Z[0].Fill(0); err != nil {
 		return err
 	}
@@ -609,7 +656,6 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		g.h1, g.h2 = perStep("h1_"), perStep("h2_")
 		// The layers' inputs a0, a1, a2 are slices of one tensor each (see stepStack), so
 		// that one product over all steps forms each layer's weight gradient.
-		g.rows = stepRowStride(B, []int{W, d}, int(l.Device().Limits().MinStorageBufferOffsetAlignment)/4)
 		g.A0, g.a0 = g.stepStack("a0", W)
 		g.A1, g.a1 = g.stepStack("a1", W)
 		g.A2, g.a2 = g.stepStack("a2", W)
@@ -698,16 +744,13 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	g.DU, g.du = g.stepStack("du", d)
 	g.DH2, g.dh2 = g.stepStack("dh2", W)
 	g.DH1, g.dh1 = g.stepStack("dh1", W)
-	g.dh = g.tensor("dh0", B, W)
+	// dh_k alternates like z_k, so that S's weight gradient pairs stacks of one parity.
+	g.DHEven, g.DHOdd, g.dh = g.alternating("dh", T, W)
 	if lp {
 		g.dscale = g.tensor("dscale", T, 1)
 	}
 	g.dtemb = g.tensor("dtemb", T, W)
 	var err2 error
-	if g.onesB, err2 = nn.Ones(l.Device(), B); err2 != nil {
-		return err2
-	}
-	g.owned = append(g.owned, g.onesB)
 	if g.onesT, err2 = nn.Ones(l.Device(), T); err2 != nil {
 		return err2
 	}
@@ -723,15 +766,20 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		g.backOps = append(g.backOps,
 			op(n.L3.InputGradThrough(l, g.dh2[k], g.du[k], g.h2[k], kernels.GELU)),
 			op(n.L2.InputGradThrough(l, g.dh1[k], g.dh2[k], g.h1[k], kernels.GELU)),
-			op(n.L1.InputGradThrough(l, g.dh, g.dh1[k], g.h0[k], kernels.GELU)))
-		g.backOps = append(g.backOps, ops(n.S.Backward(l, nil, g.dh, g.Z[k], g.onesB))...)
+			op(n.L1.InputGradThrough(l, g.dh[k], g.dh1[k], g.h0[k], kernels.GELU)))
 		if n.Classes > 0 {
-			g.backOps = append(g.backOps, op(l.SumRowsCond(g.dtemb, k, n.Emb.Grad, g.lab, g.dh)))
+			g.backOps = append(g.backOps, op(l.SumRowsCond(g.dtemb, k, n.Emb.Grad, g.lab, g.dh[k])))
 		} else {
-			g.backOps = append(g.backOps, op(l.SumRowsInto(g.dtemb, k, g.dh)))
+			g.backOps = append(g.backOps, op(l.SumRowsInto(g.dtemb, k, g.dh[k])))
 		}
 	}
 	// dW = Σ_k a_kᵀ·dy_k as one product over the stacks, db = Σ_k Σ_b dy_k as one column sum.
+	// S's input z_k lives in the stack of k's parity, which holds z_T too when T has that
+	// parity: its leading rows pair with the gradients dh_k, k < T.
+	g.backOps = append(g.backOps, ops(n.S.ParamGrads(l, g.DHEven, g.leadingRows(g.ZEven, g.DHEven.Shape[0])))...)
+	if g.DHOdd != nil { // nil for a single step
+		g.backOps = append(g.backOps, ops(n.S.ParamGrads(l, g.DHOdd, g.leadingRows(g.ZOdd, g.DHOdd.Shape[0])))...)
+	}
 	g.backOps = append(g.backOps, ops(n.L3.ParamGrads(l, g.DU, g.A2))...)
 	g.backOps = append(g.backOps, ops(n.L2.ParamGrads(l, g.DH2, g.A1))...)
 	g.backOps = append(g.backOps, ops(n.L1.ParamGrads(l, g.DH1, g.A0))...)
