@@ -62,6 +62,17 @@ func (l *Library) AddRowCond(out, x, table *Tensor, row int, emb *Tensor, labels
 // SumRowsCond records the gradient of AddRowCond with respect to its tables:
 // table[row, :] += Σ_b dy[b, :] and emb[g, :] += Σ_{b: labels[b] = g} dy[b, :].
 func (l *Library) SumRowsCond(table *Tensor, row int, emb *Tensor, labels *IndexTensor, dy *Tensor) (*Op, error) {
+	if dy == nil {
+		return nil, fmt.Errorf("kernels: sum rows cond: nil tensor")
+	}
+	return l.SumSegmentsCond(table, Segments{Stride: dy.Rows(), Rows: dy.Rows(), First: row, Step: 1}, emb, labels, dy)
+}
+
+// SumSegmentsCond is SumRowsCond over every segment s of the stack dy [S·Stride, C], row
+// b of each segment having condition labels[b]: table[First + s·Step, :] +=
+// Σ_{b < Rows} dy[s·Stride + b, :] and emb[g, :] += Σ_s Σ_{b < Rows: labels[b] = g}
+// dy[s·Stride + b, :], in one dispatch.
+func (l *Library) SumSegmentsCond(table *Tensor, seg Segments, emb *Tensor, labels *IndexTensor, dy *Tensor) (*Op, error) {
 	const name = "sum rows cond"
 	if table == nil || emb == nil || dy == nil {
 		return nil, fmt.Errorf("kernels: %s: nil tensor", name)
@@ -69,10 +80,11 @@ func (l *Library) SumRowsCond(table *Tensor, row int, emb *Tensor, labels *Index
 	if dy.Cols() != table.Cols() || dy.Cols() != emb.Cols() {
 		return nil, fmt.Errorf("kernels: %s: dy %v, table %v and emb %v differ in columns", name, dy.Shape, table.Shape, emb.Shape)
 	}
-	if row < 0 || row >= table.Rows() {
-		return nil, fmt.Errorf("kernels: %s: row %d outside a table of %d rows", name, row, table.Rows())
+	n, err := seg.count(name, dy, table)
+	if err != nil {
+		return nil, err
 	}
-	if err := condLabels(name, labels, dy.Rows(), emb.Rows()); err != nil {
+	if err := condLabels(name, labels, seg.Rows, emb.Rows()); err != nil {
 		return nil, err
 	}
 	if table.Buf.Shares(emb.Buf) || dy.Buf.Shares(table.Buf) || dy.Buf.Shares(emb.Buf) {
@@ -81,8 +93,8 @@ func (l *Library) SumRowsCond(table *Tensor, row int, emb *Tensor, labels *Index
 	return l.build(opSpec{
 		name: name, file: "cond_rows_grad.wgsl", entry: "main",
 		buffers: []*gpu.Buffer{dy.Buf, table.Buf, emb.Buf, labels.Buf},
-		params:  Params{dy.Rows(), dy.Cols(), row, emb.Rows()},
-		grid:    [3]uint32{uint32((dy.Cols() + 63) / 64), uint32(emb.Rows() + 1), 1},
+		params:  Params{seg.Rows, dy.Cols(), seg.First, emb.Rows(), n, seg.Stride, seg.Step},
+		grid:    [3]uint32{uint32((dy.Cols() + 63) / 64), uint32(emb.Rows() + n), 1},
 	})
 }
 
@@ -130,14 +142,19 @@ func RefAddRowCond(x, table, emb []float64, labels []uint32, cols, row int) []fl
 	return out
 }
 
-// RefSumRowsCond is the float64 reference of SumRowsCond: the updated table and emb.
-func RefSumRowsCond(table, emb, dy []float64, labels []uint32, cols, row int) ([]float64, []float64) {
+// RefSumSegmentsCond is the float64 reference of SumSegmentsCond: the updated table
+// and emb.
+func RefSumSegmentsCond(table, emb, dy []float64, labels []uint32, cols int, seg Segments) ([]float64, []float64) {
 	t := append([]float64(nil), table...)
 	e := append([]float64(nil), emb...)
-	for i, v := range dy {
-		c := i % cols
-		t[row*cols+c] += v
-		e[int(labels[i/cols])*cols+c] += v
+	for s := 0; s < len(dy)/cols/seg.Stride; s++ {
+		for b := 0; b < seg.Rows; b++ {
+			for c := 0; c < cols; c++ {
+				v := dy[(s*seg.Stride+b)*cols+c]
+				t[(seg.First+s*seg.Step)*cols+c] += v
+				e[int(labels[b])*cols+c] += v
+			}
+		}
 	}
 	return t, e
 }

@@ -48,7 +48,7 @@ func TestAddRowCondAndSumRowsCond(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertClose(t, "add row cond", readT(t, out), RefAddRowCond(to64(xs), to64(tab), to64(emb), labs, s.c, s.row), 1e-6)
-		wantT, wantE := RefSumRowsCond(to64(tab), to64(emb), to64(dys), labs, s.c, s.row)
+		wantT, wantE := RefSumSegmentsCond(to64(tab), to64(emb), to64(dys), labs, s.c, Segments{Stride: s.b, Rows: s.b, First: s.row, Step: 1})
 		// Column sums: rounding scales with Σ|terms| (see TestAddRowAndSumRowsInto).
 		check := func(what string, got []float32, want, before []float64, rowOf func(i int) (bool, []int)) {
 			for i := range got {
@@ -97,6 +97,68 @@ func TestAddRowCondAndSumRowsCond(t *testing.T) {
 	}
 	if _, err := l.SumRowsCond(tab, 0, poisoned(t, l, "e4", 5, 4), mustIndex(t, l, "ok", []uint32{0, 1, 2, 3}, 5), x); err == nil {
 		t.Fatal("column mismatch accepted")
+	}
+}
+
+// TestSumSegmentsCond is TestSumSegmentsInto with conditions: the time rows as there,
+// and every condition's embedding summed over its rows of every segment.
+func TestSumSegmentsCond(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	for _, s := range []struct {
+		c, t, g, segs int
+		seg           Segments
+	}{
+		{1, 1, 1, 1, Segments{Stride: 1, Rows: 1, First: 0, Step: 1}},
+		{13, 9, 3, 4, Segments{Stride: 8, Rows: 7, First: 1, Step: 2}},
+		{64, 100, 10, 50, Segments{Stride: 320, Rows: 300, First: 1, Step: 2}},
+		{65, 7, 17, 3, Segments{Stride: 40, Rows: 37, First: 4, Step: 1}},
+	} {
+		tab, emb := randn(rng, s.t*s.c, 1), randn(rng, s.g*s.c, 1)
+		dys := padSegments(rng, s.segs, s.seg.Stride, s.seg.Rows, s.c)
+		labs := randLabels(rng, s.seg.Rows, s.g)
+		table := mustTensor(t, l, "table", tab, s.t, s.c)
+		e := mustTensor(t, l, "emb", emb, s.g, s.c)
+		dy := mustTensor(t, l, "dy", dys, s.segs*s.seg.Stride, s.c)
+		lab := mustIndex(t, l, "labels", labs, s.g)
+		sum, err := l.SumSegmentsCond(table, s.seg, e, lab, dy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Run(sum); err != nil {
+			t.Fatal(err)
+		}
+		wantT, wantE := RefSumSegmentsCond(to64(tab), to64(emb), to64(dys), labs, s.c, s.seg)
+		got := readT(t, table)
+		for i := range got {
+			scale := segmentScale(dys, s.c, s.seg, s.segs, i/s.c, i%s.c, nil)
+			if scale < 0 {
+				if got[i] != tab[i] {
+					t.Fatalf("sum segments cond %+v: time element %d of a row no segment reaches changed", s, i)
+				}
+				continue
+			}
+			if d := math.Abs(float64(got[i]) - wantT[i]); !(d <= 1e-6*(scale+math.Abs(float64(tab[i])))) {
+				t.Fatalf("sum segments cond %+v: time element %d: got %v, want %v", s, i, got[i], wantT[i])
+			}
+		}
+		got = readT(t, e)
+		for i := range got {
+			g := uint32(i / s.c)
+			scale := segmentScale(dys, s.c, s.seg, s.segs, -1, i%s.c, func(b int) bool { return labs[b] == g })
+			if d := math.Abs(float64(got[i]) - wantE[i]); !(d <= 1e-6*(scale+math.Abs(float64(emb[i])))+1e-7) {
+				t.Fatalf("sum segments cond %+v: embedding element %d: got %v, want %v", s, i, got[i], wantE[i])
+			}
+		}
+		sum.Release()
+	}
+	tab, e := poisoned(t, l, "tab", 4, 3), poisoned(t, l, "e", 5, 3)
+	dy := poisoned(t, l, "dy", 12, 3)
+	if _, err := l.SumSegmentsCond(tab, Segments{Stride: 4, Rows: 4, First: 0, Step: 1}, e, mustIndex(t, l, "twelve", make([]uint32, 12), 5), dy); err == nil {
+		t.Fatal("12 labels for segments of 4 rows accepted")
+	}
+	if _, err := l.SumSegmentsCond(tab, Segments{Stride: 4, Rows: 4, First: 2, Step: 1}, e, mustIndex(t, l, "four", make([]uint32, 4), 5), dy); err == nil {
+		t.Fatal("segments reaching row 4 of a 4-row table accepted")
 	}
 }
 
