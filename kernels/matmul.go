@@ -11,8 +11,11 @@ type MatmulOptions struct {
 	// TransA and TransB multiply by Aᵀ or Bᵀ instead of A or B: with both false C = A·B,
 	// TransA gives Aᵀ·B (weight gradients), TransB A·Bᵀ (input gradients), both Aᵀ·Bᵀ.
 	TransA, TransB bool
-	// Bias, when not nil, is a vector of N elements added to every row of the product.
-	Bias *Tensor
+	// Bias, when not nil, holds the N elements added to every row of the product: the
+	// whole tensor when it has N elements, or else row BiasRow of a [R, N] table (a
+	// per-step bias, e.g. a layer's bias plus the time embedding of step BiasRow).
+	Bias    *Tensor
+	BiasRow int
 	// Act is applied to each element after the bias.
 	Act Activation
 	// Accumulate adds the result to C instead of overwriting it, C += act(op(A)·op(B) + bias)
@@ -95,8 +98,15 @@ func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
 		return nil, fmt.Errorf("kernels: matmul: unknown activation %d", uint32(opts.Act))
 	}
 	biasBuf := a.Buf // bound but not read: a binding needs some buffer
+	biasOff := 0
 	if opts.Bias != nil {
-		if opts.Bias.Len() != n {
+		switch {
+		case opts.Bias.Len() == n && opts.BiasRow == 0:
+		case opts.Bias.Cols() == n && opts.BiasRow >= 0 && opts.BiasRow < opts.Bias.Rows():
+			biasOff = opts.BiasRow * n
+		case opts.Bias.Cols() == n:
+			return nil, fmt.Errorf("kernels: matmul: bias row %d outside the %d rows of bias table %q", opts.BiasRow, opts.Bias.Rows(), opts.Bias.Label())
+		default:
 			return nil, fmt.Errorf("kernels: matmul: bias %q has %d elements (shape %v) but C has %d columns", opts.Bias.Label(), opts.Bias.Len(), opts.Bias.Shape, n)
 		}
 		if opts.Bias.Buf.Shares(c.Buf) {
@@ -134,7 +144,7 @@ func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
 			"ACT": float64(opts.Act), "EPILOGUE": float64(epilogue), "DERIV_ACT": float64(opts.DerivAct),
 		},
 		buffers: []*gpu.Buffer{a.Buf, b.Buf, biasBuf, c.Buf, aux},
-		params:  Params{m, n, k},
+		params:  Params{m, n, k, biasOff},
 		grid:    grid,
 	})
 }

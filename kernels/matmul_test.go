@@ -40,6 +40,7 @@ type matmulCase struct {
 	m, n, k    int
 	opts       MatmulOptions // Bias is replaced by a random vector when bias is set
 	bias       bool
+	biasTable  bool // the bias is row 2 of a random [3, N] table (opts.BiasRow)
 	tensorRank int  // 0 or 2: plain matrices; 3: A and C as [2, rows/2, cols] tensors
 	savePre    bool // opts.SavePre gets a poisoned tensor, checked too
 	derivOf    bool // opts.DerivOf gets random pre-activations (opts.DerivAct says of what)
@@ -49,6 +50,9 @@ func (mc matmulCase) String() string {
 	s := fmt.Sprintf("%s_%dx%dx%d", matmulTag(mc.opts), mc.m, mc.n, mc.k)
 	if mc.bias {
 		s += "+bias"
+	}
+	if mc.biasTable {
+		s += "_row2"
 	}
 	if mc.opts.Act != Identity {
 		s += "_" + mc.opts.Act.String()
@@ -104,7 +108,11 @@ func checkMatmul(t *testing.T, l *Library, rng *rand.Rand, mc matmulCase) {
 	b := mustTensor(t, l, "B", bv, bShape...)
 	opts := mc.opts
 	var bias64, c064 []float64
-	if mc.bias {
+	if mc.bias && mc.biasTable {
+		bb := randn(rng, 3*n, 1)
+		opts.Bias, opts.BiasRow = mustTensor(t, l, "bias table", bb, 3, n), 2
+		bias64 = to64(bb[2*n:])
+	} else if mc.bias {
 		bb := randn(rng, n, 1)
 		opts.Bias = mustTensor(t, l, "bias", bb, n)
 		bias64 = to64(bb)
@@ -302,6 +310,7 @@ func TestMatmulEpilogues(t *testing.T) {
 		for _, mc := range []matmulCase{
 			{m: 37, n: 70, k: 19, opts: save, bias: true, savePre: true},
 			{m: 300, n: 64, k: 64, opts: save, bias: true, savePre: true},
+			{m: 300, n: 64, k: 2, opts: save, bias: true, biasTable: true, savePre: true},
 			{m: 37, n: 70, k: 19, opts: deriv, derivOf: true},
 			{m: 300, n: 64, k: 64, opts: deriv, derivOf: true},
 			{m: 21, n: 9, k: 33, opts: both, bias: true, derivOf: true},
@@ -350,6 +359,8 @@ func TestMatmulErrors(t *testing.T) {
 		{"inner transB", c32, a34, b42, MatmulOptions{TransB: true}, []string{"A is 3×4", "Bᵀ is 2×4 (B is 4×2)"}},
 		{"output", c33, a34, b42, MatmulOptions{}, []string{"C is 3×3", "A·B is 3×2"}},
 		{"bias", c32, a34, b42, MatmulOptions{Bias: tensor("bias", 3)}, []string{"bias", "3 elements", "2 columns"}},
+		{"bias row", c32, a34, b42, MatmulOptions{Bias: tensor("bias table", 4, 2), BiasRow: 4}, []string{"bias row 4", "4 rows", "bias table"}},
+		{"bias table", c32, a34, b42, MatmulOptions{Bias: tensor("bias table", 2, 3), BiasRow: 1}, []string{"bias", "6 elements", "2 columns"}},
 		{"activation", c32, a34, b42, MatmulOptions{Act: Activation(99)}, []string{"matmul", "activation"}},
 		{"alias", a34, a34, tensor("B", 4, 4), MatmulOptions{}, []string{"matmul", "also an input"}},
 		{"alias bias", c12, tensor("A", 1, 4), b42, MatmulOptions{Bias: c12}, []string{"matmul", "same tensor"}},

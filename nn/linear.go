@@ -66,6 +66,14 @@ func (m *Linear) ForwardKeep(l *kernels.Library, y, pre, x *kernels.Tensor, act 
 	return l.Matmul(y, x, m.W.Value, kernels.MatmulOptions{Bias: m.B.Value, Act: act, SavePre: pre})
 }
 
+// ForwardFolded returns the op y = act(x·W + bias[row]) with bias a [R, out] table that
+// already holds b (e.g. b plus a per-step time embedding, so that one product does the
+// layer, the addition and the activation); pre, when not nil, also receives the
+// pre-activation. The gradient of b is still ParamGrads' column sum of dy.
+func (m *Linear) ForwardFolded(l *kernels.Library, y, pre, x, bias *kernels.Tensor, row int, act kernels.Activation) (*kernels.Op, error) {
+	return l.Matmul(y, x, m.W.Value, kernels.MatmulOptions{Bias: bias, BiasRow: row, Act: act, SavePre: pre})
+}
+
 // Backward returns the ops accumulating dW and db from x and dy and, when dx is not nil,
 // computing dx = dy·Wᵀ. ones must be a [B, 1] tensor of ones (the column sums of db are
 // the product 1ᵀ·dy).

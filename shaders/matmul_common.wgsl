@@ -13,12 +13,12 @@
 // Bindings (group 0):
 //   0: a     array<f32>, read: A, M×K row-major (K×M when TRANS_A)
 //   1: b     array<f32>, read: B, K×N row-major (N×K when TRANS_B)
-//   2: bias  array<f32>, read: N elements added to every row (read only when HAS_BIAS; the
-//            launcher binds A here otherwise)
+//   2: bias  array<f32>, read: N elements from bias_off on, added to every row (read only
+//            when HAS_BIAS; the launcher binds A here otherwise)
 //   3: c     array<f32>, M×N row-major, written (and read first when ACCUMULATE)
 //   4: aux   array<f32>, M×N row-major: written by EPILOGUE 1, read by EPILOGUE 2 (the
 //            launcher binds a placeholder otherwise)
-//   5: p     uniform Params { m, n, k: u32 }
+//   5: p     uniform Params { m, n, k, bias_off: u32 }
 // Overrides: TRANS_A, TRANS_B, HAS_BIAS, ACCUMULATE (bool), ACT, EPILOGUE, DERIV_ACT (u32;
 // ACT and DERIV_ACT are kernels.Activation values). All are compile-time. The epilogue's
 // options were uniforms at first; that cost 15–20% at the trainer's 300×64×64 on lavapipe,
@@ -29,6 +29,7 @@ struct Params {
 	m: u32,
 	n: u32,
 	k: u32,
+	bias_off: u32, // the bias is bias[bias_off .. bias_off + N): one row of a table
 }
 
 override TRANS_A: bool = false;
@@ -104,7 +105,7 @@ fn store1(row: u32, col: u32, x: f32) {
 	}
 	var y = x;
 	if (HAS_BIAS) {
-		y += bias[col];
+		y += bias[p.bias_off + col];
 	}
 	let at = row * p.n + col;
 	if (EPILOGUE == 1u) {

@@ -4,10 +4,10 @@
 // Bindings (group 0), declared in matmul_common.wgsl:
 //   0: a     array<f32>, A: M×K row-major (K×M when TRANS_A), read
 //   1: b     array<f32>, B: K×N row-major (N×K when TRANS_B), read
-//   2: bias  array<f32>, N elements, read only when HAS_BIAS
+//   2: bias  array<f32>, N elements from p.bias_off on, read only when HAS_BIAS
 //   3: c     array<f32>, C: M×N row-major, written (read first when ACCUMULATE)
 //   4: aux   array<f32>, M×N: the epilogue's pre-activation (see matmul_common.wgsl)
-//   5: p     uniform Params { m, n, k: u32 }
+//   5: p     uniform Params { m, n, k, bias_off: u32 }
 // Overrides: TRANS_A, TRANS_B, HAS_BIAS, ACCUMULATE: bool; ACT, EPILOGUE, DERIV_ACT: u32.
 // Dispatch: ceil(N / 16) × ceil(M / 16) workgroups of 16×16 invocations.
 //

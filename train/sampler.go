@@ -307,6 +307,9 @@ type Graph struct {
 	LogPF, LogPB, LogR     *kernels.Tensor
 	tgrid, feat, g1, ga    *kernels.Tensor
 	temb                   *kernels.Tensor
+	// sbias [T, W] = temb + b_S, the state layer's bias at every step of an unconditional
+	// network: folded into S's product, it makes h0 and GELU(h0) one dispatch.
+	sbias *kernels.Tensor
 	// LogRef is the reference term of the loss and of the log weights: LogPB, or with a
 	// relative-TB prior its log p_F^prior(τ) (a tensor of its own).
 	LogRef *kernels.Tensor
@@ -317,10 +320,10 @@ type Graph struct {
 
 	// Relative TB: the frozen prior sampler's drift at every step (one buffer set for
 	// all steps: no gradient flows into the prior).
-	prior                      *Network
-	pfeat, pg1, pga, ptemb     *kernels.Tensor
-	ps, ph0, pa0, pa1, pa2, pu *kernels.Tensor
-	priorTimeOps               []*kernels.Op
+	prior                          *Network
+	pfeat, pg1, pga, ptemb, psbias *kernels.Tensor
+	pa0, pa1, pa2, pu              *kernels.Tensor
+	priorTimeOps                   []*kernels.Op
 
 	// Backward state.
 	// Langevin parametrisation: ∇log R at every step, the network's own drift, the
@@ -600,12 +603,29 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			return err
 		}
 	}
-	// The input sum of step k: h = s + temb[k] (+ E[y_b] for an amortised network).
-	addInput := func(h, s *kernels.Tensor, k int) *kernels.Op {
-		if n.Classes > 0 {
-			return op(l.AddRowCond(h, s, g.temb, k, n.Emb.Value, g.lab))
+	// The first layer of step k: a0 = GELU(h0), h0 = z_k·W_S + b_S + temb[k] (+ E[y_b] for
+	// an amortised network); pre, when not nil, keeps h0 for the backward pass. Without
+	// conditions b_S + temb[k] is one row of sbias and the product does it all; the
+	// per-row embedding needs a product, a row sum and the GELU.
+	if n.Classes == 0 {
+		g.sbias = g.tensor("state bias", T, W)
+		g.timeOps = append(g.timeOps, op(l.AddRow(g.sbias, g.temb, n.S.B.Value, 0)))
+	} else {
+		g.s = g.tensor("s", B, W)
+	}
+	stateLayer := func(a0, pre, z *kernels.Tensor, k int) []*kernels.Op {
+		if n.Classes == 0 {
+			return []*kernels.Op{op(n.S.ForwardFolded(l, a0, pre, z, g.sbias, k, kernels.GELU))}
 		}
-		return op(l.AddRow(h, s, g.temb, k))
+		h := pre
+		if h == nil {
+			h = g.h0[k]
+		}
+		return []*kernels.Op{
+			op(n.S.Forward(l, g.s, z, kernels.Identity)),
+			op(l.AddRowCond(h, g.s, g.temb, k, n.Emb.Value, g.lab)),
+			op(l.Activate(a0, h, kernels.GELU)),
+		}
 	}
 	if p := g.prior; p != nil {
 		pW, pH := p.Width, p.Harmonics
@@ -615,7 +635,10 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			op(p.T1.Forward(l, g.pg1, g.pfeat, kernels.Identity)),
 			op(l.Activate(g.pga, g.pg1, kernels.GELU)),
 			op(p.T2.Forward(l, g.ptemb, g.pga, kernels.Identity)))
-		g.ps, g.ph0, g.pa0 = g.tensor("prior s", B, pW), g.tensor("prior h0", B, pW), g.tensor("prior a0", B, pW)
+		// The prior is unconditional: its state bias folds like the network's (see stateLayer).
+		g.psbias = g.tensor("prior state bias", T, pW)
+		g.priorTimeOps = append(g.priorTimeOps, op(l.AddRow(g.psbias, g.ptemb, p.S.B.Value, 0)))
+		g.pa0 = g.tensor("prior a0", B, pW)
 		g.pa1, g.pa2, g.pu = g.tensor("prior a1", B, pW), g.tensor("prior a2", B, pW), g.tensor("prior u", B, d)
 		g.LogRef = g.tensor("logpf prior", B)
 	}
@@ -627,9 +650,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 		// No gradient flows into the prior: its activations go straight into the products.
 		g.stepOps = append(g.stepOps,
-			op(p.S.Forward(l, g.ps, g.Z[k], kernels.Identity)),
-			op(l.AddRow(g.ph0, g.ps, g.ptemb, k)),
-			op(l.Activate(g.pa0, g.ph0, kernels.GELU)),
+			op(p.S.ForwardFolded(l, g.pa0, nil, g.Z[k], g.psbias, k, kernels.GELU)),
 			op(p.L1.Forward(l, g.pa1, g.pa0, kernels.GELU)),
 			op(p.L2.Forward(l, g.pa2, g.pa1, kernels.GELU)),
 			op(p.L3.Forward(l, g.pu, g.pa2, kernels.Identity)),
@@ -662,7 +683,6 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	} else {
 		g.a0, g.a1, g.a2 = perStep("a0_"), perStep("a1_"), perStep("a2_")
 	}
-	g.s = g.tensor("s", B, W)
 	g.LogPF, g.LogPB, g.LogR = g.tensor("logpf", B), g.tensor("logpb", B), g.tensor("logr", B)
 	if g.LogRef == nil {
 		g.LogRef = g.LogPB
@@ -692,10 +712,11 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			out = g.unn
 			g.stepOps = append(g.stepOps, rewardOps(g.lrScratch, g.G[k], g.Z[k])...)
 		}
-		g.stepOps = append(g.stepOps,
-			op(n.S.Forward(l, g.s, g.Z[k], kernels.Identity)),
-			addInput(g.h0[k], g.s, k),
-			op(l.Activate(g.a0[k], g.h0[k], kernels.GELU)))
+		var pre *kernels.Tensor
+		if g.train {
+			pre = g.h0[k]
+		}
+		g.stepOps = append(g.stepOps, stateLayer(g.a0[k], pre, g.Z[k], k)...)
 		if g.train {
 			// The pre-activations h1, h2 are kept for the backward pass, written by the
 			// same dispatch as the activations.
@@ -767,10 +788,19 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			op(n.L3.InputGradThrough(l, g.dh2[k], g.du[k], g.h2[k], kernels.GELU)),
 			op(n.L2.InputGradThrough(l, g.dh1[k], g.dh2[k], g.h1[k], kernels.GELU)),
 			op(n.L1.InputGradThrough(l, g.dh[k], g.dh1[k], g.h0[k], kernels.GELU)))
+	}
+	// The time embedding's gradient, row k = Σ_b dh_k[b] (and each condition's embedding
+	// gradient), summed from the two stacks of dh: even steps into rows 0, 2, …, odd
+	// steps into rows 1, 3, ….
+	for parity, stack := range []*kernels.Tensor{g.DHEven, g.DHOdd} {
+		if stack == nil {
+			continue // a single step has no odd one
+		}
+		seg := kernels.Segments{Stride: g.rows, Rows: B, First: parity, Step: 2}
 		if n.Classes > 0 {
-			g.backOps = append(g.backOps, op(l.SumRowsCond(g.dtemb, k, n.Emb.Grad, g.lab, g.dh[k])))
+			g.backOps = append(g.backOps, op(l.SumSegmentsCond(g.dtemb, seg, n.Emb.Grad, g.lab, stack)))
 		} else {
-			g.backOps = append(g.backOps, op(l.SumRowsInto(g.dtemb, k, g.dh[k])))
+			g.backOps = append(g.backOps, op(l.SumSegmentsInto(g.dtemb, seg, stack)))
 		}
 	}
 	// dW = Σ_k a_kᵀ·dy_k as one product over the stacks, db = Σ_k Σ_b dy_k as one column sum.
