@@ -31,10 +31,11 @@ func condLabels(name string, labels *IndexTensor, rows, groups int) error {
 	return nil
 }
 
-// AddRowCond records out[b, :] = x[b, :] + table[row, :] + emb[labels[b], :] for x, out
-// [B, C], table [T, C], emb [G, C] and labels [B] (Limit ≤ G): AddRow plus a learned row
-// per condition.
-func (l *Library) AddRowCond(out, x, table *Tensor, row int, emb *Tensor, labels *IndexTensor) (*Op, error) {
+// AddRowCond records out[b, :] = act(h[b, :]), h[b, :] = x[b, :] + table[row, :] +
+// emb[labels[b], :] for x, out [B, C], table [T, C], emb [G, C] and labels [B] (Limit ≤
+// G): AddRow plus a learned row per condition, and the activation after it. pre, when not
+// nil, also receives h (the backward pass needs it for act's derivative).
+func (l *Library) AddRowCond(out, pre, x, table *Tensor, row int, emb *Tensor, labels *IndexTensor, act Activation) (*Op, error) {
 	const name = "add row cond"
 	if out == nil || x == nil || table == nil || emb == nil {
 		return nil, fmt.Errorf("kernels: %s: nil tensor", name)
@@ -45,15 +46,34 @@ func (l *Library) AddRowCond(out, x, table *Tensor, row int, emb *Tensor, labels
 	if row < 0 || row >= table.Rows() {
 		return nil, fmt.Errorf("kernels: %s: row %d outside a table of %d rows", name, row, table.Rows())
 	}
+	if err := act.valid(); err != nil {
+		return nil, fmt.Errorf("kernels: %s: %w", name, err)
+	}
 	if err := condLabels(name, labels, x.Rows(), emb.Rows()); err != nil {
 		return nil, err
 	}
 	if out.Buf.Shares(x.Buf) || out.Buf.Shares(table.Buf) || out.Buf.Shares(emb.Buf) {
 		return nil, fmt.Errorf("kernels: %s: out %q shares a buffer with an input", name, out.Label())
 	}
+	preBuf, err := l.unusedBuffer()
+	if err != nil {
+		return nil, err
+	}
+	if pre != nil {
+		if !sameShape(pre.Shape, x.Shape) {
+			return nil, fmt.Errorf("kernels: %s: pre %v must have x's shape %v", name, pre.Shape, x.Shape)
+		}
+		for _, t := range []*Tensor{out, x, table, emb} {
+			if pre.Buf.Shares(t.Buf) {
+				return nil, fmt.Errorf("kernels: %s: pre %q shares a buffer with %q", name, pre.Label(), t.Label())
+			}
+		}
+		preBuf = pre.Buf
+	}
 	return l.build(opSpec{
 		name: name, file: "cond_rows.wgsl", entry: "main",
-		buffers: []*gpu.Buffer{x.Buf, table.Buf, emb.Buf, labels.Buf, out.Buf},
+		consts:  map[string]float64{"ACT": float64(act), "SAVE_PRE": overrideBool(pre != nil)},
+		buffers: []*gpu.Buffer{x.Buf, table.Buf, emb.Buf, labels.Buf, out.Buf, preBuf},
 		params:  Params{x.Rows(), x.Cols(), row, emb.Rows(), nanBits},
 		grid:    Grid1D(x.Len(), 256),
 	})
@@ -132,7 +152,8 @@ func (l *Library) CondTBLoss(coef, dlogz, stats, logpf, ref, logr, logz *Tensor,
 	})
 }
 
-// RefAddRowCond is the float64 reference of AddRowCond (row-major, C columns).
+// RefAddRowCond is the float64 reference of AddRowCond's sum h (row-major, C columns);
+// out is RefActivate of each element.
 func RefAddRowCond(x, table, emb []float64, labels []uint32, cols, row int) []float64 {
 	out := make([]float64, len(x))
 	for i := range x {

@@ -27,7 +27,11 @@ func mustIndex(t *testing.T, l *Library, label string, idx []uint32, limit int) 
 func TestAddRowCondAndSumRowsCond(t *testing.T) {
 	l := testLib(t)
 	rng := testRNG(t)
-	for _, s := range []struct{ b, c, t, g, row int }{{1, 1, 1, 1, 0}, {7, 13, 5, 3, 4}, {300, 64, 100, 10, 37}, {1037, 65, 3, 17, 2}} {
+	for _, s := range []struct {
+		b, c, t, g, row int
+		act             Activation
+		pre             bool
+	}{{1, 1, 1, 1, 0, Identity, false}, {7, 13, 5, 3, 4, GELU, true}, {300, 64, 100, 10, 37, GELU, true}, {1037, 65, 3, 17, 2, SiLU, false}} {
 		xs, tab, emb, dys := randn(rng, s.b*s.c, 1), randn(rng, s.t*s.c, 1), randn(rng, s.g*s.c, 1), randn(rng, s.b*s.c, 1)
 		labs := randLabels(rng, s.b, s.g)
 		x := mustTensor(t, l, "x", xs, s.b, s.c)
@@ -36,7 +40,11 @@ func TestAddRowCondAndSumRowsCond(t *testing.T) {
 		dy := mustTensor(t, l, "dy", dys, s.b, s.c)
 		lab := mustIndex(t, l, "labels", labs, s.g)
 		out := poisoned(t, l, "out", s.b, s.c)
-		add, err := l.AddRowCond(out, x, table, s.row, e, lab)
+		var pre *Tensor
+		if s.pre {
+			pre = poisoned(t, l, "pre", s.b, s.c)
+		}
+		add, err := l.AddRowCond(out, pre, x, table, s.row, e, lab, s.act)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +55,15 @@ func TestAddRowCondAndSumRowsCond(t *testing.T) {
 		if err := l.Run(add, sum); err != nil {
 			t.Fatal(err)
 		}
-		assertClose(t, "add row cond", readT(t, out), RefAddRowCond(to64(xs), to64(tab), to64(emb), labs, s.c, s.row), 1e-6)
+		h := RefAddRowCond(to64(xs), to64(tab), to64(emb), labs, s.c, s.row)
+		if pre != nil {
+			assertClose(t, "add row cond: pre", readT(t, pre), h, 1e-6)
+		}
+		want := make([]float64, len(h))
+		for i, v := range h {
+			want[i] = RefActivate(s.act, v)
+		}
+		assertClose(t, "add row cond: "+s.act.String(), readT(t, out), want, 1e-6)
 		wantT, wantE := RefSumSegmentsCond(to64(tab), to64(emb), to64(dys), labs, s.c, Segments{Stride: s.b, Rows: s.b, First: s.row, Step: 1})
 		// Column sums: rounding scales with Σ|terms| (see TestAddRowAndSumRowsInto).
 		check := func(what string, got []float32, want, before []float64, rowOf func(i int) (bool, []int)) {
@@ -89,11 +105,22 @@ func TestAddRowCondAndSumRowsCond(t *testing.T) {
 	x := poisoned(t, l, "x", 4, 3)
 	tab := poisoned(t, l, "tab", 2, 3)
 	e := poisoned(t, l, "e", 5, 3)
-	if _, err := l.AddRowCond(x, x, tab, 0, e, mustIndex(t, l, "few", []uint32{0, 1}, 5)); err == nil {
+	if _, err := l.AddRowCond(x, nil, x, tab, 0, e, mustIndex(t, l, "few", []uint32{0, 1}, 5), Identity); err == nil {
 		t.Fatal("2 labels for 4 rows accepted")
 	}
-	if _, err := l.AddRowCond(poisoned(t, l, "o", 4, 3), x, tab, 0, e, mustIndex(t, l, "big", []uint32{0, 1, 2, 3}, 6)); err == nil {
+	if _, err := l.AddRowCond(poisoned(t, l, "o", 4, 3), nil, x, tab, 0, e, mustIndex(t, l, "big", []uint32{0, 1, 2, 3}, 6), Identity); err == nil {
 		t.Fatal("labels allowing 6 conditions for 5 embeddings accepted")
+	}
+	four := mustIndex(t, l, "four", []uint32{0, 1, 2, 3}, 5)
+	o := poisoned(t, l, "o2", 4, 3)
+	if _, err := l.AddRowCond(o, poisoned(t, l, "pre", 3, 4), x, tab, 0, e, four, GELU); err == nil {
+		t.Fatal("pre of shape [3, 4] for x [4, 3] accepted")
+	}
+	if _, err := l.AddRowCond(o, x, x, tab, 0, e, four, GELU); err == nil {
+		t.Fatal("pre aliasing x accepted")
+	}
+	if _, err := l.AddRowCond(o, nil, x, tab, 0, e, four, Activation(99)); err == nil {
+		t.Fatal("unknown activation accepted")
 	}
 	if _, err := l.SumRowsCond(tab, 0, poisoned(t, l, "e4", 5, 4), mustIndex(t, l, "ok", []uint32{0, 1, 2, 3}, 5), x); err == nil {
 		t.Fatal("column mismatch accepted")

@@ -214,7 +214,7 @@ func (l *Library) Col2ImAct(x, cols, bias *Tensor, g ConvGeom, act Activation) (
 		biasBuf = bias.Buf
 	}
 	taps := ((g.KH + g.Stride - 1) / g.Stride) * ((g.KW + g.Stride - 1) / g.Stride) // terms per pixel
-	consts := map[string]float64{"HAS_BIAS": matmulBool(bias != nil), "ACT": float64(act)}
+	consts := map[string]float64{"HAS_BIAS": overrideBool(bias != nil), "ACT": float64(act)}
 	return l.convBuild("col2im", g, consts, []*gpu.Buffer{cols.Buf, biasBuf, x.Buf}, x.Len(), taps)
 }
 

@@ -46,6 +46,14 @@ func (l *Library) Release() {
 	}
 }
 
+// overrideBool is the value of a WGSL bool override (pipeline constants are numbers).
+func overrideBool(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
 // unusedBuffer returns the library's placeholder for bindings an op does not use.
 func (l *Library) unusedBuffer() (*gpu.Buffer, error) {
 	if l.unused == nil {

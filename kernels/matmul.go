@@ -139,8 +139,8 @@ func (l *Library) Matmul(c, a, b *Tensor, opts MatmulOptions) (*Op, error) {
 		file:  file,
 		entry: "main",
 		consts: map[string]float64{
-			"TRANS_A": matmulBool(opts.TransA), "TRANS_B": matmulBool(opts.TransB),
-			"HAS_BIAS": matmulBool(opts.Bias != nil), "ACCUMULATE": matmulBool(opts.Accumulate),
+			"TRANS_A": overrideBool(opts.TransA), "TRANS_B": overrideBool(opts.TransB),
+			"HAS_BIAS": overrideBool(opts.Bias != nil), "ACCUMULATE": overrideBool(opts.Accumulate),
 			"ACT": float64(opts.Act), "EPILOGUE": float64(epilogue), "DERIV_ACT": float64(opts.DerivAct),
 		},
 		buffers: []*gpu.Buffer{a.Buf, b.Buf, biasBuf, c.Buf, aux},
@@ -234,13 +234,6 @@ func matmulOpName(x string, trans bool) string {
 		return x + "ᵀ"
 	}
 	return x
-}
-
-func matmulBool(v bool) float64 {
-	if v {
-		return 1
-	}
-	return 0
 }
 
 func matmulCeilDiv(a, b int) int { return (a + b - 1) / b }

@@ -606,7 +606,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	// The first layer of step k: a0 = GELU(h0), h0 = z_k·W_S + b_S + temb[k] (+ E[y_b] for
 	// an amortised network); pre, when not nil, keeps h0 for the backward pass. Without
 	// conditions b_S + temb[k] is one row of sbias and the product does it all; the
-	// per-row embedding needs a product, a row sum and the GELU.
+	// per-row embedding needs a product, then the row sums with the GELU.
 	if n.Classes == 0 {
 		g.sbias = g.tensor("state bias", T, W)
 		g.timeOps = append(g.timeOps, op(l.AddRow(g.sbias, g.temb, n.S.B.Value, 0)))
@@ -617,14 +617,9 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		if n.Classes == 0 {
 			return []*kernels.Op{op(n.S.ForwardFolded(l, a0, pre, z, g.sbias, k, kernels.GELU))}
 		}
-		h := pre
-		if h == nil {
-			h = g.h0[k]
-		}
 		return []*kernels.Op{
 			op(n.S.Forward(l, g.s, z, kernels.Identity)),
-			op(l.AddRowCond(h, g.s, g.temb, k, n.Emb.Value, g.lab)),
-			op(l.Activate(a0, h, kernels.GELU)),
+			op(l.AddRowCond(a0, pre, g.s, g.temb, k, n.Emb.Value, g.lab, kernels.GELU)),
 		}
 	}
 	if p := g.prior; p != nil {
@@ -671,10 +666,10 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 		return out
 	}
-	g.h0 = perStep("h0_")
 	if g.train {
-		// Only the backward pass reads h1 and h2; sampling applies the GELU in the product.
-		g.h1, g.h2 = perStep("h1_"), perStep("h2_")
+		// Only the backward pass reads h0, h1 and h2; sampling applies each GELU in the
+		// dispatch that forms its input.
+		g.h0, g.h1, g.h2 = perStep("h0_"), perStep("h1_"), perStep("h2_")
 		// The layers' inputs a0, a1, a2 are slices of one tensor each (see stepStack), so
 		// that one product over all steps forms each layer's weight gradient.
 		g.A0, g.a0 = g.stepStack("a0", W)
