@@ -303,7 +303,7 @@ type Graph struct {
 	// of step k; the pre- and post-activations are kept per step only when training.
 	Z, U                   []*kernels.Tensor
 	h0, a0, h1, a1, h2, a2 []*kernels.Tensor
-	s                      *kernels.Tensor
+	s                      *kernels.Tensor // L_s(z_k) of an amortised network (its row sum follows)
 	LogPF, LogPB, LogR     *kernels.Tensor
 	tgrid, feat, g1, ga    *kernels.Tensor
 	temb                   *kernels.Tensor
