@@ -14,8 +14,9 @@ type SDEParams struct {
 	Step, Steps int
 	// Sigma is the policy's noise scale σ: log p_F is always evaluated under
 	// N(z_k + u·dt, σ²·dt·I). SigmaExplore is the extra exploration noise of the behaviour
-	// policy: the step draws z_{k+1} with std sqrt(σ² + σ_explore²)·sqrt(dt). With
-	// SigmaExplore = 0 behaviour and policy coincide.
+	// policy, an absolute std per step as in the published code (not scaled by sqrt(dt)):
+	// the step draws z_{k+1} with std sqrt(σ²·dt + σ_explore²). With SigmaExplore = 0
+	// behaviour and policy coincide.
 	Sigma, SigmaExplore float64
 	// Seed is the Philox key; Stream a free counter word, e.g. the training iteration, so
 	// that each iteration draws fresh noise from the same seed.
@@ -44,7 +45,7 @@ func (p SDEParams) params(b, d int) Params {
 	k := float64(p.Step)
 	dt := 1 / float64(p.Steps)
 	varF := p.Sigma * p.Sigma * dt
-	noiseStd := math.Sqrt(p.Sigma*p.Sigma+p.SigmaExplore*p.SigmaExplore) * math.Sqrt(dt)
+	noiseStd := math.Sqrt(p.Sigma*p.Sigma*dt + p.SigmaExplore*p.SigmaExplore)
 	ratio := k / (k + 1)
 	bridge, invVarB, logcB := 0, 0.0, 0.0
 	if p.Step > 0 {
@@ -108,7 +109,7 @@ type SDEStepOp struct {
 // tensor from zk. log p_F is evaluated under the policy (σ only) whatever the behaviour
 // noise, as off-policy TB requires. The accumulators are added to, so clear them before
 // step 0. ε is not stored: RefSDENoise (or the kernel) regenerates it, and
-// (z_{k+1} − z_k − u·dt) / (σ_b·sqrt(dt)) gives it back up to rounding.
+// (z_{k+1} − z_k − u·dt) / sqrt(σ²·dt + σ_explore²) gives it back up to rounding.
 // Per-sample sums run in a fixed order: results are deterministic. For step 0 zk holds
 // z_0 (zeros in DESIGN.md §1; the kernel does not assume it).
 func (l *Library) SDEStep(zk, u, zNext, logPF, logPB *Tensor, p SDEParams) (*SDEStepOp, error) {
@@ -215,9 +216,9 @@ func RefSDENoise(b, d int, p SDEParams) []float64 {
 }
 
 // RefSDEStep is the float64 reference of SDEStep given the noise eps ([B, d], e.g. from
-// RefSDENoise). With dt = 1/N, t_k = k·dt, σ_b = sqrt(σ² + σ_explore²):
+// RefSDENoise). With dt = 1/N and t_k = k·dt:
 //
-//	z_{k+1} = z_k + u·dt + σ_b·sqrt(dt)·ε
+//	z_{k+1} = z_k + u·dt + sqrt(σ²·dt + σ_explore²)·ε
 //	logPF[b] += Σ_j −(z_{k+1,j} − z_{k,j} − u_j·dt)² / (2σ²dt) − ½·ln(2πσ²dt)
 //	logPB[b] += Σ_j −(z_{k,j} − r·z_{k+1,j})² / (2σ²dt·r) − ½·ln(2πσ²dt·r),  r = t_k/t_{k+1}, k ≥ 1
 //
@@ -225,7 +226,7 @@ func RefSDENoise(b, d int, p SDEParams) []float64 {
 func RefSDEStep(zk, u, eps []float64, b, d int, p SDEParams, logPF, logPB []float64) []float64 {
 	dt := 1 / float64(p.Steps)
 	varF := p.Sigma * p.Sigma * dt
-	sb := math.Sqrt(p.Sigma*p.Sigma + p.SigmaExplore*p.SigmaExplore)
+	noise := math.Sqrt(varF + p.SigmaExplore*p.SigmaExplore)
 	r := float64(p.Step) / float64(p.Step+1)
 	varB := varF * r
 	zn := make([]float64, b*d)
@@ -234,7 +235,7 @@ func RefSDEStep(zk, u, eps []float64, b, d int, p SDEParams, logPF, logPB []floa
 		for j := 0; j < d; j++ {
 			i := s*d + j
 			mean := zk[i] + u[i]*dt
-			zn[i] = mean + sb*math.Sqrt(dt)*eps[i]
+			zn[i] = mean + noise*eps[i]
 			df := zn[i] - mean
 			pf += -df*df/(2*varF) - 0.5*math.Log(2*math.Pi*varF)
 			if p.Step > 0 {

@@ -145,8 +145,9 @@ func TestSDEStepUpdateAndDeterminism(t *testing.T) {
 	}
 }
 
-// With u = 0 the sampler is Brownian motion: after N steps z_N ~ N(0, (σ² + σ_explore²)·t_N)
-// per coordinate (t_N = 1), and for every path Σ log p_F − Σ log p_B = log N(z_N; 0, σ²·I)
+// With u = 0 the sampler is Brownian motion: after N steps z_N ~ N(0, σ²·t_N + N·σ_explore²)
+// per coordinate (t_N = 1; exploration adds σ_explore² per step), and for every path
+// Σ log p_F − Σ log p_B = log N(z_N; 0, σ²·I)
 // exactly (the Brownian bridge factorises the policy's path density), whatever noise drew
 // the path. The N steps are recorded into one command buffer, one op per step.
 func TestSDEBrownianMotion(t *testing.T) {
@@ -179,7 +180,7 @@ func TestSDEBrownianMotion(t *testing.T) {
 		}
 		z := readT(t, zs[n])
 		mean, m2, _ := rngMoments(z)
-		v := 1 + explore*explore
+		v := 1 + n*explore*explore
 		cnt := float64(len(z))
 		rngCheckStat(t, "z_N mean", mean, 0, 5*math.Sqrt(v/cnt))
 		rngCheckStat(t, "z_N variance", m2, v, 5*v*math.Sqrt(2/cnt))

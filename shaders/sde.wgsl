@@ -16,11 +16,12 @@
 //            where B invocations alone would leave the device idle)
 //   Folded grids: linear id = wid.x + wid.y·nwg.x.
 //
-// Math (σ_b = sqrt(σ² + σ_explore²), t_k = k·dt):
+// Math (s_b = sqrt(σ²·dt + σ_explore²): σ_explore is an absolute std per step, as in the
+// published code; t_k = k·dt):
 //   ε ~ N(0, I): lane j mod 4 of philox_normal4(Philox((b·⌈d/4⌉ + j/4, k, stream, 1), seed))
-//   z_{k+1} = z_k + u·dt + σ_b·sqrt(dt)·ε                                (behaviour policy)
+//   z_{k+1} = z_k + u·dt + s_b·ε                                         (behaviour policy)
 //   log p_F = Σ_j log N(z_{k+1,j}; z_{k,j} + u_j·dt, σ²·dt)                (policy, σ only)
-//           = −½·Σ_j (σ_b·sqrt(dt)·ε_j)² / (σ²·dt) − (d/2)·ln(2π·σ²·dt)
+//           = −½·Σ_j (s_b·ε_j)² / (σ²·dt) − (d/2)·ln(2π·σ²·dt)
 //   log p_B = Σ_j log N(z_{k,j}; r·z_{k+1,j}, σ²·dt·r),  r = t_k / t_{k+1} = k/(k+1), k ≥ 1
 // Each sample's sums run in a fixed order (sequentially in sde_row; per-thread strided then
 // a fixed tree in sde_wg), so results are deterministic for a given shape and adapter.
@@ -37,7 +38,7 @@ struct SDEParams {
 	bridge: u32,    // 1 when k ≥ 1 (log p_B is accumulated), else 0
 	nb: u32,        // ⌈d/4⌉ Philox blocks per sample
 	dt: f32,
-	noise_std: f32, // σ_b·sqrt(dt)
+	noise_std: f32, // s_b
 	inv_var_f: f32, // 1 / (σ²·dt)
 	logc_f: f32,    // −(d/2)·ln(2π·σ²·dt)
 	ratio: f32,     // k / (k+1)

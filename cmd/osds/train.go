@@ -66,7 +66,7 @@ func runTrain(args []string) error {
 	sigma2 := fs.Float64("sigma2", 0, "diffusion coefficient σ² (0: the target's benchmark value; 1 for posteriors)")
 	objective := fs.String("objective", "tb", "loss: tb (learned log Z; amortised: one per class) or vargrad (amortised: per-class batch means; the default for class:all); rtb with --rtb-from")
 	rtbFrom := fs.String("rtb-from", "", "relative trajectory balance: fine-tune this sampler checkpoint (an unconditional sampler of the prior's noise space, e.g. of N(0, I); `brownian`: the untrained zero-drift sampler, whose samples are exactly N(0, σ²I)) towards prior-sampler × r for --prior/--constraint; T, σ², width and harmonics come from it")
-	explore := fs.Float64("explore", 0, "exploration std e, decayed linearly to 0")
+	explore := fs.Float64("explore", 0, "exploration: extra noise of std e per step (absolute, not scaled by sqrt(dt), as in the published code), decayed linearly to 0")
 	exploreIters := fs.Int("explore-iters", 5000, "iterations over which exploration decays")
 	bothWays := fs.Bool("both-ways", false, "alternate forward batches with backward trajectories from a replay buffer of their terminal states")
 	bufferSize := fs.Int("buffer", 600000, "replay buffer capacity (states) for --both-ways")
