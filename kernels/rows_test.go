@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -83,6 +84,26 @@ func segmentScale(dys []float32, cols int, seg Segments, segs, row, c int, keep 
 	return scale
 }
 
+// checkSegmentTable compares a table after a segment sum with the reference: each row a
+// segment reaches within 1e-6·Σ|terms| (see TestAddRowAndSumRowsInto), every other row
+// bit for bit unchanged from before.
+func checkSegmentTable(t *testing.T, what string, got, before []float32, want []float64, dys []float32, cols, segs int, seg Segments) {
+	t.Helper()
+	for i := range got {
+		scale := segmentScale(dys, cols, seg, segs, i/cols, i%cols, nil)
+		if scale < 0 {
+			if got[i] != before[i] {
+				t.Fatalf("%s: element %d of a row no segment reaches changed", what, i)
+			}
+			continue
+		}
+		scale += math.Abs(float64(before[i]))
+		if d := math.Abs(float64(got[i]) - want[i]); !(d <= 1e-6*scale) {
+			t.Fatalf("%s: element %d: got %v, want %v", what, i, got[i], want[i])
+		}
+	}
+}
+
 // TestSumSegmentsInto sums stacks of segments with NaN padding into every other or every
 // row of a table: each reached row must match the reference, the others stay untouched.
 func TestSumSegmentsInto(t *testing.T) {
@@ -108,20 +129,8 @@ func TestSumSegmentsInto(t *testing.T) {
 		if err := l.Run(sum); err != nil {
 			t.Fatal(err)
 		}
-		got, want := readT(t, table), RefSumSegmentsInto(to64(tab), to64(dys), s.c, s.seg)
-		for i := range got {
-			scale := segmentScale(dys, s.c, s.seg, s.segs, i/s.c, i%s.c, nil)
-			if scale < 0 {
-				if got[i] != tab[i] {
-					t.Fatalf("sum segments %+v: element %d of a row no segment reaches changed", s, i)
-				}
-				continue
-			}
-			scale += math.Abs(float64(tab[i]))
-			if d := math.Abs(float64(got[i]) - want[i]); !(d <= 1e-6*scale) {
-				t.Fatalf("sum segments %+v: element %d: got %v, want %v", s, i, got[i], want[i])
-			}
-		}
+		checkSegmentTable(t, fmt.Sprintf("sum segments %+v", s), readT(t, table), tab,
+			RefSumSegmentsInto(to64(tab), to64(dys), s.c, s.seg), dys, s.c, s.segs, s.seg)
 		sum.Release()
 	}
 	table := poisoned(t, l, "table", 4, 3)
