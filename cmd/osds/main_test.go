@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -62,5 +63,38 @@ func TestUnknownCommandAndBadFlags(t *testing.T) {
 	out, err = exec.Command(bin, "info", "--bogus").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "bogus") {
 		t.Fatalf("bad flag: err=%v\n%s", err, out)
+	}
+}
+
+// TestHelpArgumentNames guards against pflag's convention that the first `backquoted`
+// word of a usage string becomes the flag's argument name: every name in every command's
+// --help must be a type (string, int, ...) or an upper-case placeholder, never a word of
+// the prose.
+func TestHelpArgumentNames(t *testing.T) {
+	bin := buildOSDS(t)
+	flagLine := regexp.MustCompile(`^\s+(?:-\w, )?--[\w-]+ (\S+)\s{2,}`)
+	allowed := regexp.MustCompile(`^(string|u?int(8|16|32|64)?|float(32|64)?|duration|strings|ints|[A-Z][A-Z0-9_]*)$`)
+	invocations := [][]string{{"prior", "train"}, {"prior", "sample"}, {"prior", "eval"}}
+	for _, c := range commands() {
+		if c.name != "prior" {
+			invocations = append(invocations, []string{c.name})
+		}
+	}
+	for _, inv := range invocations {
+		out, _ := exec.Command(bin, append(inv, "--help")...).CombinedOutput()
+		flags := 0
+		for _, line := range strings.Split(string(out), "\n") {
+			m := flagLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			flags++
+			if !allowed.MatchString(m[1]) {
+				t.Errorf("osds %s --help: argument name %q (a backquoted word of the usage?):\n%s", strings.Join(inv, " "), m[1], line)
+			}
+		}
+		if flags == 0 && !strings.Contains(string(out), "--") {
+			t.Errorf("osds %s --help listed no flags:\n%s", strings.Join(inv, " "), out)
+		}
 	}
 }

@@ -21,7 +21,7 @@ func runSample(args []string) error {
 	fs := pflag.NewFlagSet("sample", pflag.ContinueOnError)
 	n := fs.Int("n", 64, "number of samples (amortised samplers without --class: per class, default --cols)")
 	cols := fs.Int("cols", 8, "grid columns")
-	class := fs.String("class", "", "amortised samplers (trained with --constraint class:all): the class to sample, or `all` (the default) for every class in rows of the grid")
+	class := fs.String("class", "", "amortised samplers (trained with --constraint class:all): the class `LABEL` to sample, or all (the default) for every class in rows of the grid")
 	seed := fs.Uint32("seed", 1, "noise stream of the sampler")
 	out := fs.String("out", "samples.png", "PNG grid to write")
 	if err := fs.Parse(args); err != nil {
