@@ -259,7 +259,7 @@ type ISResult struct {
 }
 
 // Weights returns the self-normalised weights w_i / Σw.
-func (r *ISResult) Weights() []float64 { return normalisedWeights(r.LogW) }
+func (r *ISResult) Weights() []float64 { return NormalisedWeights(r.LogW) }
 
 // WeightedMean is Σ w_i z_i / Σ w_i.
 func (r *ISResult) WeightedMean() []float64 {
@@ -273,7 +273,10 @@ func (r *ISResult) WeightedMean() []float64 {
 	return m
 }
 
-func normalisedWeights(logW []float64) []float64 {
+// NormalisedWeights is exp(logW) scaled to sum to 1 (computed relative to the largest
+// finite log weight, so no exponential overflows); NaN log weights get weight 0, and all
+// weights are 0 when none is finite.
+func NormalisedWeights(logW []float64) []float64 {
 	mx := math.Inf(-1)
 	for _, v := range logW {
 		if !math.IsNaN(v) {
@@ -298,7 +301,7 @@ func normalisedWeights(logW []float64) []float64 {
 
 // ESS is the effective sample size (Σw)²/Σw² of log weights.
 func ESS(logW []float64) float64 {
-	w := normalisedWeights(logW)
+	w := NormalisedWeights(logW)
 	s2 := 0.0
 	for _, v := range w {
 		s2 += v * v

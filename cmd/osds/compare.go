@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,30 +25,31 @@ import (
 
 // compareMethod is one method of `osds compare`: an osds checkpoint or a baseline.
 type compareMethod struct {
-	Kind string // "osds", "is", "mala", "hmc"
-	Path string // the checkpoint of "osds"
+	Kind string // "osds", "osds-is", "is", "mala", "hmc"
+	Path string // the checkpoint of "osds" and "osds-is"
 	ck   *train.Checkpoint
 }
 
-// parseMethods parses --methods: a comma-separated list of osds:CHECKPOINT, is, mala, hmc.
+// parseMethods parses --methods: a comma-separated list of osds:CHECKPOINT,
+// osds-is:CHECKPOINT, is, mala, hmc.
 func parseMethods(s string) ([]compareMethod, error) {
 	var out []compareMethod
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		kind, path, _ := strings.Cut(part, ":")
 		switch kind {
-		case "osds":
+		case "osds", "osds-is":
 			if path == "" {
-				return nil, fmt.Errorf("--methods: %q names no checkpoint (want osds:CHECKPOINT)", part)
+				return nil, fmt.Errorf("--methods: %q names no checkpoint (want %s:CHECKPOINT)", part, kind)
 			}
-			out = append(out, compareMethod{Kind: "osds", Path: path})
+			out = append(out, compareMethod{Kind: kind, Path: path})
 		case "is", "mala", "hmc":
 			if path != "" {
 				return nil, fmt.Errorf("--methods: %q: %s takes no argument", part, kind)
 			}
 			out = append(out, compareMethod{Kind: kind})
 		default:
-			return nil, fmt.Errorf("--methods: unknown method %q (want osds:CHECKPOINT, is, mala or hmc)", part)
+			return nil, fmt.Errorf("--methods: unknown method %q (want osds:CHECKPOINT, osds-is:CHECKPOINT, is, mala or hmc)", part)
 		}
 	}
 	if len(out) == 0 {
@@ -160,7 +162,8 @@ func runCompare(args []string) error {
 	fs := pflag.NewFlagSet("compare", pflag.ContinueOnError)
 	priorRef := fs.String("prior", "", "prior: a shipped name or a .safetensors file (default: the osds checkpoint's)")
 	constraint := fs.String("constraint", "", "constraint spec, as for train (default: the osds checkpoint's)")
-	methods := fs.String("methods", "is,mala,hmc", "comma-separated methods: osds:CHECKPOINT, is, mala, hmc")
+	methods := fs.String("methods", "is,mala,hmc", "comma-separated methods: osds:CHECKPOINT (the sampler's own samples), osds-is:CHECKPOINT (the sampler as an importance proposal: --proposals samples resampled to --n by their trajectory weights), is, mala, hmc")
+	proposals := fs.Int("proposals", 0, "samples an osds-is method draws before resampling (0: 10·--n); charged to its budget")
 	budget := fs.Float64("budget", 0, "f evaluations for each baseline (0: what the first osds checkpoint spent on training and sampling --n)")
 	n := fs.Int("n", 1000, "output samples per method")
 	chains := fs.Int("chains", 0, "MALA/HMC chains (0: --n; each chain's final state is a sample)")
@@ -177,8 +180,11 @@ func runCompare(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *n < 2 || *chains < 0 || *leapfrog < 1 || !(*burn >= 0 && *burn < 1) || *budget < 0 || *evalBatch < 1 {
-		return errors.New("want --n ≥ 2, --chains ≥ 0, --leapfrog ≥ 1, 0 ≤ --burn < 1, --budget ≥ 0, --eval-batch ≥ 1")
+	if *proposals == 0 {
+		*proposals = 10 * *n
+	}
+	if *n < 2 || *proposals < *n || *chains < 0 || *leapfrog < 1 || !(*burn >= 0 && *burn < 1) || *budget < 0 || *evalBatch < 1 {
+		return errors.New("want --n ≥ 2, --proposals ≥ --n, --chains ≥ 0, --leapfrog ≥ 1, 0 ≤ --burn < 1, --budget ≥ 0, --eval-batch ≥ 1")
 	}
 	ms, err := parseMethods(*methods)
 	if err != nil {
@@ -189,7 +195,7 @@ func runCompare(args []string) error {
 	var first *compareMethod
 	for i := range ms {
 		m := &ms[i]
-		if m.Kind != "osds" {
+		if m.Kind != "osds" && m.Kind != "osds-is" {
 			continue
 		}
 		if m.ck, err = train.LoadCheckpoint(m.Path); err != nil {
@@ -223,7 +229,11 @@ func runCompare(args []string) error {
 		if first == nil {
 			return errors.New("--budget is needed when no osds:CHECKPOINT method gives one")
 		}
-		*budget = posterior.SamplerCost(first.ck.Cfg, first.ck.Iter, *n).Evals()
+		drawn := *n
+		if first.Kind == "osds-is" {
+			drawn = *proposals
+		}
+		*budget = posterior.SamplerCost(first.ck.Cfg, first.ck.Iter, drawn).Evals()
 		budgetFrom = first.Path
 	}
 	if *chains == 0 {
@@ -291,6 +301,29 @@ func runCompare(args []string) error {
 			res.Cost = posterior.SamplerCost(m.ck.Cfg, m.ck.Iter, *n)
 			if sec, ok := trainingSeconds(filepath.Join(filepath.Dir(m.Path), "metrics.jsonl")); ok {
 				res.Extra = map[string]float64{"train_seconds": sec}
+			}
+		case "osds-is":
+			// Sampling–importance–resampling with the trained sampler as the proposal: the
+			// trajectory weights w = R·p_B/p_F make the resampled terminal states exact as
+			// the proposals grow, whatever the sampler's remaining error.
+			res.Method, res.Spec = describeConfig(m.ck)+fmt.Sprintf(" + IS of %d", *proposals), "osds-is:"+m.Path
+			s, err := sampleCheckpoint(m.ck, setup.Spec, *proposals, uint32(*seed))
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.Path, err)
+			}
+			logW = s.LogW
+			ess := posterior.ESS(s.LogW)
+			if !(ess > 0) {
+				return fmt.Errorf("%s: none of its %d proposals has a finite weight log R + log p_B − log p_F", m.Path, *proposals)
+			}
+			rng := rand.New(rand.NewPCG(*seed, 0x515))
+			for _, i := range posterior.SystematicResample(posterior.NormalisedWeights(s.LogW), *n, rng) {
+				zs = append(zs, s.Z[i])
+			}
+			res.Cost = posterior.SamplerCost(m.ck.Cfg, m.ck.Iter, *proposals)
+			res.Extra = map[string]float64{"ess": ess, "proposals": float64(*proposals)}
+			if sec, ok := trainingSeconds(filepath.Join(filepath.Dir(m.Path), "metrics.jsonl")); ok {
+				res.Extra["train_seconds"] = sec
 			}
 		case "is":
 			res.Method, res.Spec = "IS (prior proposal)", "is"
@@ -396,10 +429,10 @@ func trainingSeconds(path string) (float64, bool) {
 
 // gridName is a file name for a method's grid.
 func gridName(m compareMethod) string {
-	if m.Kind != "osds" {
+	if m.Kind != "osds" && m.Kind != "osds-is" {
 		return m.Kind
 	}
-	return "osds-" + strings.TrimSuffix(filepath.Base(filepath.Dir(m.Path)), string(filepath.Separator))
+	return m.Kind + "-" + strings.TrimSuffix(filepath.Base(filepath.Dir(m.Path)), string(filepath.Separator))
 }
 
 // compareColumns are the table's metric columns: JSON name and heading.

@@ -13,11 +13,11 @@ import (
 )
 
 func TestParseMethods(t *testing.T) {
-	ms, err := parseMethods("osds:a/b.safetensors, is,mala,hmc")
-	if err != nil || len(ms) != 4 || ms[0].Kind != "osds" || ms[0].Path != "a/b.safetensors" || ms[3].Kind != "hmc" {
+	ms, err := parseMethods("osds:a/b.safetensors, is,mala,hmc,osds-is:c.safetensors")
+	if err != nil || len(ms) != 5 || ms[0].Kind != "osds" || ms[0].Path != "a/b.safetensors" || ms[3].Kind != "hmc" || ms[4].Kind != "osds-is" || ms[4].Path != "c.safetensors" {
 		t.Fatalf("parseMethods: %+v, %v", ms, err)
 	}
-	for _, bad := range []string{"", "osds", "osds:", "is:x", "smc"} {
+	for _, bad := range []string{"", "osds", "osds:", "osds-is:", "is:x", "smc"} {
 		if _, err := parseMethods(bad); err == nil {
 			t.Errorf("parseMethods(%q) accepted", bad)
 		}
@@ -69,6 +69,25 @@ func TestCompareEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(out, "osds TB, 4 it") || !strings.Contains(out, "real train images (40)") || !strings.Contains(out, "IS (prior proposal)") || !strings.Contains(out, "FD") {
 		t.Errorf("table lacks rows or columns:\n%s", out)
+	}
+
+	// The sampler as an importance proposal: 100 proposals resampled to 40, charged as
+	// training + 100 samples (4 batches of 32), with the ESS of their trajectory weights;
+	// the baselines' default budget is the same.
+	out, err = run("compare", "--methods", "osds-is:"+ckpt, "--n", "40", "--proposals", "100", "--json", js)
+	if err != nil {
+		t.Fatalf("compare osds-is: %v\n%s", err, out)
+	}
+	readJSON(t, js, &rep)
+	m := rep.Methods[0]
+	if m.Evals != 4*32+128 || rep.Budget != m.Evals || m.Extra["proposals"] != 100 || !(m.Extra["ess"] >= 1 && m.Extra["ess"] <= 100) || m.Metrics["n"] != 40 {
+		t.Fatalf("osds-is row: evals %v, extra %v, %v samples", m.Evals, m.Extra, m.Metrics["n"])
+	}
+	if !strings.Contains(out, "+ IS of 100") {
+		t.Errorf("table lacks the osds-is row:\n%q", out)
+	}
+	if out, err := run("compare", "--methods", "osds-is:"+ckpt, "--n", "40", "--proposals", "20"); err == nil || !strings.Contains(out, "--proposals ≥ --n") {
+		t.Errorf("--proposals below --n: err %v\n%s", err, out)
 	}
 
 	// A given budget, all baselines, grids.
