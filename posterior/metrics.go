@@ -277,6 +277,29 @@ func (j *Judge) MeasureTrainImages(n int) (Metrics, error) {
 	return j.MeasureImages(xs[:n*D], n, nil)
 }
 
+// MeasureTrainReconstructions measures the VAE prior's reconstructions dec(μ(x)) of the
+// same n training images as MeasureTrainImages: a perfect sampler of the class's data as
+// this VAE renders it. ok is false when the prior is not a VAE.
+func (j *Judge) MeasureTrainReconstructions(n int) (m Metrics, ok bool, err error) {
+	v, isVAE := j.setup.Prior.(*priors.VAE)
+	if _, isClass := j.setup.Constraint.(Class); !isVAE || !isClass {
+		return Metrics{}, false, nil
+	}
+	ds, err := priors.LoadDataset(j.setup.Dataset, "train")
+	if err != nil {
+		return Metrics{}, false, err
+	}
+	xs, have := ClassImages(ds, j.label)
+	n = min(n, have)
+	D := ds.Height * ds.Wd
+	rec, err := v.Reconstruct(j.lib, xs[:n*D], n)
+	if err != nil {
+		return Metrics{}, false, err
+	}
+	m, err = j.MeasureImages(rec, n, nil)
+	return m, err == nil, err
+}
+
 // Measure pushes zs through the prior and measures them (ELBO and IW log Ẑ stay NaN).
 // The log r evaluations are not charged to any method.
 func (j *Judge) Measure(zs [][]float64) (Metrics, []float32, error) {

@@ -456,3 +456,55 @@ func finite32(x float32) bool {
 	f := float64(x)
 	return !math.IsNaN(f) && !math.IsInf(f, 0)
 }
+
+// Reconstruct returns dec(μ(x)), the decoder's mean images of the encoder's means, for n
+// images xs (rows of Pixels): how the VAE renders real images, without the noise of
+// z ~ q(z|x). It bounds what any sampler of this prior can score against real images
+// (a VAE's mean images are blurred, so their pairwise distances are smaller). The rows go
+// through in chunks of sampleChunk.
+func (v *VAE) Reconstruct(l *kernels.Library, xs []float32, n int) ([]float32, error) {
+	D := v.Arch.Pixels
+	if n < 1 || len(xs) != n*D {
+		return nil, fmt.Errorf("priors: vae reconstruct: %d values for %d images of %d pixels", len(xs), n, D)
+	}
+	rows := min(n, sampleChunk)
+	x, err := kernels.NewTensor(l.Device(), "vae reconstruct x", rows, D)
+	if err != nil {
+		return nil, err
+	}
+	defer x.Release()
+	encoder := &nn.Sequential{Layers: []*nn.Named{
+		{Name: "enc.fc1", Layer: v.EncFC1},
+		{Name: "enc.relu", Layer: nn.Act{Fn: kernels.ReLU}},
+		{Name: "enc.mu", Layer: v.EncMu},
+	}}
+	enc, err := encoder.Build(l, x, nn.NetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Release()
+	dec, err := v.Decoder().Build(l, enc.Y, nn.NetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Release()
+	ops := append(append([]*kernels.Op(nil), enc.Forward...), dec.Forward...)
+	out := make([]float32, 0, n*D)
+	buf := make([]float32, rows*D)
+	for first := 0; first < n; first += rows {
+		k := min(rows, n-first)
+		copy(buf, xs[first*D:(first+k)*D]) // a short last chunk keeps stale rows, dropped below
+		if err := x.Write(buf); err != nil {
+			return nil, err
+		}
+		if err := l.Run(ops...); err != nil {
+			return nil, err
+		}
+		y, err := dec.Y.Read()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, y[:k*D]...)
+	}
+	return out, nil
+}

@@ -248,3 +248,47 @@ func TestSampleChunksMatchOnePass(t *testing.T) {
 		}
 	}
 }
+
+// TestVAEReconstruct compares Reconstruct (more rows than one chunk, for both decoders)
+// with dec(μ(x)) in float64.
+func TestVAEReconstruct(t *testing.T) {
+	l := ganTestLib(t)
+	rng := ganTestRNG(t)
+	for _, a := range []VAEArch{{Pixels: 784, Hidden: 5, Latent: 3}, {Pixels: 784, Hidden: 5, Latent: 3, DecoderChannels: 4}} {
+		v, err := NewVAE(l.Device(), a, rng.Uint64())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Release()
+		n := sampleChunk + 1 + rng.IntN(40)
+		xs := make([]float32, n*784)
+		for i := range xs {
+			xs[i] = float32(rng.Float64())
+		}
+		got, err := v.Reconstruct(l, xs, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := &vaeRef{a: a, p: map[string][]float64{}}
+		for _, p := range v.Params() {
+			ref.p[p.Name] = ganRead64(t, p.Value)
+		}
+		for _, row := range []int{0, sampleChunk - 1, sampleChunk, n - 1} {
+			x := make([]float64, 784)
+			for i := range x {
+				x[i] = float64(xs[row*784+i])
+			}
+			h := refAct(kernels.ReLU, refLinear(x, ref.p["enc.fc1.weight"], ref.p["enc.fc1.bias"], 1, 784, a.Hidden))
+			mu := refLinear(h, ref.p["enc.mu.weight"], ref.p["enc.mu.bias"], 1, a.Hidden, a.Latent)
+			for i, s := range ref.decode(mu, 1) {
+				want := 1 / (1 + math.Exp(-s))
+				if g := float64(got[row*784+i]); math.Abs(g-want) > 1e-5 {
+					t.Fatalf("%+v, row %d of %d, pixel %d: %v on the GPU, %v in float64", a, row, n, i, g, want)
+				}
+			}
+		}
+	}
+	if _, err := (&VAE{Arch: VAEArch{Pixels: 784}}).Reconstruct(l, make([]float32, 10), 1); err == nil {
+		t.Fatal("Reconstruct accepted 10 values for one 784-pixel image")
+	}
+}

@@ -154,6 +154,9 @@ type compareReport struct {
 	// TrainImages measures n real training images of the class like a method's samples:
 	// what a perfect sampler of the data's class-conditional would score at this n.
 	TrainImages map[string]float64 `json:"real_train_images,omitempty"`
+	// TrainReconstructions measures a VAE prior's reconstructions dec(μ(x)) of those
+	// images: the same data as this prior renders it, the most a sampler of it can score.
+	TrainReconstructions map[string]float64 `json:"vae_reconstructions_of_train_images,omitempty"`
 }
 
 const accountingNote = "one f evaluation = one row of the generator's forward pass; a VJP J_fᵀv (input gradient only) counts %g, so ∇log R costs %g; osds = training (terminal log R per trajectory, Langevin ∇log R per step, local-search gradients) + sampling n in whole batches; metric evaluations are not charged"
@@ -388,6 +391,13 @@ func runCompare(args []string) error {
 			return err
 		}
 		rep.TrainImages = tm.Map()
+		rm, ok, err := j.MeasureTrainReconstructions(*n)
+		if err != nil {
+			return err
+		}
+		if ok {
+			rep.TrainReconstructions = rm.Map()
+		}
 	}
 	printCompare(os.Stdout, rep)
 	if *jsonOut != "" {
@@ -479,10 +489,16 @@ func printCompare(w io.Writer, rep compareReport) {
 		}
 		fmt.Fprintf(tw, "%s\t\n", strings.Join(extra, ", "))
 	}
-	if rep.TrainImages != nil {
-		fmt.Fprintf(tw, "real train images (%.0f)\t–\t–\t", rep.TrainImages["n"])
+	for _, ref := range []struct {
+		name string
+		m    map[string]float64
+	}{{"real train images", rep.TrainImages}, {"VAE reconstructions of them", rep.TrainReconstructions}} {
+		if ref.m == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "%s (%.0f)\t–\t–\t", ref.name, ref.m["n"])
 		for _, c := range cols {
-			if v, ok := rep.TrainImages[c.key]; ok {
+			if v, ok := ref.m[c.key]; ok {
 				fmt.Fprintf(tw, "%.4g\t", v)
 			} else {
 				fmt.Fprint(tw, "–\t")

@@ -67,6 +67,14 @@ func TestCompareEndToEnd(t *testing.T) {
 	if rep.TrainImages["n"] != 40 || rep.TrainImages["accuracy"] < 0.9 {
 		t.Errorf("training-image reference %v", rep.TrainImages)
 	}
+	// The VAE's reconstructions of the same images: blurrier (less diverse), still the class.
+	rr := rep.TrainReconstructions
+	if rr["n"] != 40 || rr["accuracy"] < 0.8 || !(rr["diversity"] > 0.5*rep.TrainImages["diversity"] && rr["diversity"] < rep.TrainImages["diversity"]) {
+		t.Errorf("reconstruction reference %v against the images' %v", rr, rep.TrainImages)
+	}
+	if !strings.Contains(out, "VAE reconstructions of them (40)") {
+		t.Errorf("table lacks the reconstruction row:\n%s", out)
+	}
 	if !strings.Contains(out, "osds TB, 4 it") || !strings.Contains(out, "real train images (40)") || !strings.Contains(out, "IS (prior proposal)") || !strings.Contains(out, "FD") {
 		t.Errorf("table lacks rows or columns:\n%s", out)
 	}
