@@ -156,3 +156,108 @@ func TestLocalSearchFeedsReplay(t *testing.T) {
 		tr.Release()
 	}
 }
+
+// TestSeededReplay: with Config.Seeded, replay iterations draw their terminal states from
+// the seeded buffer only (every replayed state is one of the seeded ones, never a forward
+// sample), the buffer survives a checkpoint, and misuse is an error.
+func TestSeededReplay(t *testing.T) {
+	l := testLibrary(t)
+	cfg := DefaultConfig(GMM25{})
+	cfg.Steps, cfg.Batch, cfg.BothWays, cfg.Buffer = 5, 32, true, 256
+	cfg.Seeded, cfg.SeedProposals = 7, 70
+	unfilled, err := NewTrainer(l, 2, cfg, TargetReward("gmm25"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Iteration 0 is a forward one; iteration 1 would replay the empty seeded buffer.
+	if _, _, err := unfilled.Step(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := unfilled.Step(); err == nil || !strings.Contains(err.Error(), "SeedReplay") {
+		t.Fatalf("replaying an unfilled seeded buffer: err = %v", err)
+	}
+	unfilled.Release()
+	tr, err := NewTrainer(l, 2, cfg, TargetReward("gmm25"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Release()
+	// Seven distinct modes of the target, far from where a fresh sampler puts its states.
+	zs := []float32{10, 10, -10, 10, 10, -10, -10, -10, 5, 0, 0, 5, -5, -5}
+	logR := make([]float32, 7)
+	g := GMM25{}
+	for i := range logR {
+		logR[i] = float32(g.LogR([]float64{float64(zs[2*i]), float64(zs[2*i+1])}))
+	}
+	if err := tr.SeedReplay(zs[:12], logR[:6]); err == nil {
+		t.Fatal("SeedReplay accepted 6 states for a buffer of 7")
+	}
+	if err := tr.SeedReplay(zs, logR); err != nil {
+		t.Fatal(err)
+	}
+	for it := 0; it < 4; it++ { // ends with a replay iteration (it = 3)
+		if _, _, err := tr.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.SeedReplay(zs, logR); err == nil {
+		t.Fatal("SeedReplay accepted a second filling after training started")
+	}
+	got, err := tr.back.Z[cfg.Steps].Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[[2]float32]bool{}
+	for i := 0; i < cfg.Batch; i++ {
+		p := [2]float32{got[2*i], got[2*i+1]}
+		ok := false
+		for j := 0; j < 7; j++ {
+			ok = ok || p == [2]float32{zs[2*j], zs[2*j+1]}
+		}
+		if !ok {
+			t.Fatalf("replayed state %d is %v, not one of the seeded states", i, p)
+		}
+		seen[p] = true
+	}
+	if len(seen) < 4 {
+		t.Errorf("a replayed batch of %d drew only %d of the 7 seeded states", cfg.Batch, len(seen))
+	}
+	// The seeded buffer travels with checkpoints.
+	path := t.TempDir() + "/ck.safetensors"
+	if err := tr.Save(path, "gmm25"); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr2, err := NewTrainer(l, 2, ck.Cfg, TargetReward("gmm25"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr2.Release()
+	if err := tr2.Restore(ck); err != nil {
+		t.Fatal(err)
+	}
+	back, err := tr2.seeded.z.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range zs {
+		if back[i] != zs[i] || tr2.seeded.inserted != 7 {
+			t.Fatalf("restored seeded buffer %v (%d states), want %v", back, tr2.seeded.inserted, zs)
+		}
+	}
+	// Configuration errors.
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.BothWays = false },
+		func(c *Config) { c.LS = LocalSearch{Every: 10, Steps: 5, Burn: 1, Eta: 0.1, Beta: 1} },
+		func(c *Config) { c.Classes = 2 },
+	} {
+		c := cfg
+		bad(&c)
+		if err := c.check(); err == nil || !strings.Contains(err.Error(), "seeded") {
+			t.Errorf("config %+v: err = %v, want one about the seeded buffer", c, err)
+		}
+	}
+}
