@@ -71,7 +71,6 @@ func SamplerCost(cfg train.Config, iters, n int) Cost {
 		c.Forward += rows
 		c.VJP += rows
 	}
-	c.Forward += int64(cfg.SeedProposals) // the seeded replay buffer's proposals
 	if n > 0 {
 		rows := int64((n+cfg.Batch-1)/cfg.Batch) * B
 		c.Forward += rows * perTraj.Forward
@@ -254,10 +253,8 @@ type ISResult struct {
 	// ESS = (Σw)²/Σw², LogZ = logmeanexp(log w) (an unbiased Ẑ, so log Ẑ is a lower bound
 	// in expectation).
 	ESS, LogZ float64
-	// Samples are the output: n draws by systematic resampling from the weighted set,
-	// Picked their indices into Z.
+	// Samples are the output: n draws by systematic resampling from the weighted set.
 	Samples [][]float64
-	Picked  []int
 	Cost    Cost
 }
 
@@ -366,8 +363,7 @@ func ImportanceSample(ev *Evaluator, budget, n int, seed uint64) (*ISResult, err
 	res.ESS = ESS(res.LogW)
 	res.LogZ = train.LogMeanExp(finiteOnly(res.LogW))
 	if n > 0 {
-		res.Picked = SystematicResample(res.Weights(), n, rng)
-		for _, i := range res.Picked {
+		for _, i := range SystematicResample(res.Weights(), n, rng) {
 			res.Samples = append(res.Samples, res.Z[i])
 		}
 	}

@@ -238,11 +238,6 @@ func TestSamplerCost(t *testing.T) {
 	if c := SamplerCost(cfg, 1000, 300); c != (Cost{Forward: 300000 + ls + 300, VJP: ls}) {
 		t.Errorf("TB + LS: %+v", c)
 	}
-	// The seeded replay buffer's prior proposals are forward rows too.
-	seeded := train.Config{Steps: 100, Batch: 300, BothWays: true, Seeded: 3000, SeedProposals: 30000}
-	if c := SamplerCost(seeded, 1000, 1000); c != (Cost{Forward: 30000 + 1000*300 + 4*300}) {
-		t.Errorf("TB + seeded replay: %+v", c)
-	}
 	cfg = train.Config{Steps: 10, Batch: 50, Langevin: true}
 	if c := SamplerCost(cfg, 20, 60); c != (Cost{Forward: 20*50*11 + 100*11, VJP: 20*50*10 + 100*10}) {
 		t.Errorf("Langevin: %+v", c)

@@ -92,8 +92,8 @@ type namedBuffer struct {
 	buf  *replayBuffer
 }
 
-// buffers lists the trainer's replay buffers: "replay" (forward states), with local
-// search "ls" (its chains' states), and "seeded" (Config.Seeded).
+// buffers lists the trainer's replay buffers: "replay" (forward states) and, with local
+// search, "ls" (its chains' states).
 func (t *Trainer) buffers() []namedBuffer {
 	var out []namedBuffer
 	if t.buffer != nil {
@@ -101,9 +101,6 @@ func (t *Trainer) buffers() []namedBuffer {
 	}
 	if t.ls != nil {
 		out = append(out, namedBuffer{"ls", t.ls.buf})
-	}
-	if t.seeded != nil {
-		out = append(out, namedBuffer{"seeded", t.seeded})
 	}
 	return out
 }

@@ -44,15 +44,6 @@ type Config struct {
 	// LS.Every iterations; their states after every post-burn-in step enter a buffer of
 	// their own (D_LS, of Buffer states), which replay trains on once it holds a batch.
 	LS LocalSearch
-	// Seeded > 0 (with BothWays, without local search, unconditional samplers) gives
-	// replay a fixed buffer of Seeded states that the caller fills once before training
-	// (Trainer.SeedReplay; e.g. prior samples importance-resampled by their reward):
-	// odd iterations then train on backward trajectories from those states instead of
-	// the forward buffer. On-policy training alone (a reverse-KL-like objective) fits a
-	// sampler narrower than its target; trajectories from states spread like the
-	// target penalise the regions it under-covers. SeedProposals records the target
-	// evaluations spent making the states, so that cost accounting can charge them.
-	Seeded, SeedProposals int
 	// Classes > 0 makes the sampler amortised over the conditions y ∈ {0, …, Classes−1}
 	// (e.g. the classes of a classifier constraint): one network u_φ(z, t, y) for all of
 	// them, the condition entering as a learned embedding E[y] added to the state and
@@ -105,8 +96,6 @@ func (c Config) check() error {
 		return fmt.Errorf("train: unknown objective %d (want tb, vargrad or rtb)", c.Objective)
 	case c.Objective == kernels.RTB && c.LS.Every > 0:
 		return fmt.Errorf("train: local search needs the target density, but relative TB's target is the prior sampler's marginal × r, whose density is unknown")
-	case c.Seeded < 0 || c.SeedProposals < 0 || c.Seeded > 0 && (!c.BothWays || c.LS.Every > 0 || c.Classes > 0):
-		return fmt.Errorf("train: a seeded replay buffer of %d states needs --both-ways, no local search and an unconditional sampler", c.Seeded)
 	case c.Classes < 0 || c.Classes > kernels.MaxConditions:
 		return fmt.Errorf("train: %d conditions (want 0 for an unconditional sampler, or 1..%d)", c.Classes, kernels.MaxConditions)
 	case c.Rank && !c.BothWays:

@@ -38,13 +38,9 @@ type Trainer struct {
 	replay *bufferDraw
 	block  int
 	ls     *localSearch
-	// seeded is the fixed buffer of Cfg.Seeded states that replay trains on (nil
-	// without), filled by SeedReplay; seededDraw draws a batch from it.
-	seeded     *replayBuffer
-	seededDraw *bufferDraw
-	opts       []*kernels.Adam
-	moment     []*kernels.Tensor
-	iter       int
+	opts   []*kernels.Adam
+	moment []*kernels.Tensor
+	iter   int
 
 	ring    []*gpu.Buffer
 	pending []*gpu.MapRequest
@@ -227,35 +223,8 @@ func (t *Trainer) initReplay() error {
 	if t.buffer, err = newReplayBuffer(l, "replay buffer", t.Cfg.Buffer/B*B, d, t.block); err != nil {
 		return err
 	}
-	if t.replay, err = newBufferDraw(l, t.buffer, t.back.Z[t.Cfg.Steps], t.Cfg.Rank, t.Cfg.Seed^0xb0ff); err != nil {
-		return err
-	}
-	if t.Cfg.Seeded > 0 {
-		if t.seeded, err = newReplayBuffer(l, "seeded buffer", t.Cfg.Seeded, d, 1); err != nil {
-			return err
-		}
-		t.seededDraw, err = newBufferDraw(l, t.seeded, t.back.Z[t.Cfg.Steps], t.Cfg.Rank, t.Cfg.Seed^0x5eed)
-	}
+	t.replay, err = newBufferDraw(l, t.buffer, t.back.Z[t.Cfg.Steps], t.Cfg.Rank, t.Cfg.Seed^0xb0ff)
 	return err
-}
-
-// SeedReplay fills the seeded replay buffer (Cfg.Seeded states) with zs [Seeded·d] and
-// their log R [Seeded], before the first iteration.
-func (t *Trainer) SeedReplay(zs, logR []float32) error {
-	if t.seeded == nil {
-		return fmt.Errorf("train: the sampler has no seeded replay buffer (Config.Seeded is 0)")
-	}
-	if t.iter > 0 || t.seeded.inserted > 0 {
-		return fmt.Errorf("train: the seeded replay buffer is filled once, before training (iteration %d)", t.iter)
-	}
-	if err := t.seeded.z.Write(zs); err != nil {
-		return err
-	}
-	if err := t.seeded.logR.Write(logR); err != nil {
-		return err
-	}
-	t.seeded.inserted = t.Cfg.Seeded
-	return nil
 }
 
 // Iter is the number of iterations run so far.
@@ -286,12 +255,6 @@ func (t *Trainer) Step() (st Stats, ok bool, err error) {
 	draw := t.replay
 	if replay && t.ls != nil && t.ls.buf.inserted >= t.Cfg.Batch {
 		draw = t.ls.replay
-	}
-	if replay && t.seeded != nil {
-		if t.seeded.inserted == 0 {
-			return st, false, fmt.Errorf("train: iteration %d replays the seeded buffer, which SeedReplay never filled", it)
-		}
-		draw = t.seededDraw
 	}
 	if replay {
 		g = t.back
@@ -405,8 +368,6 @@ func (t *Trainer) Release() {
 	t.ls.release()
 	t.replay.release()
 	t.buffer.release()
-	t.seededDraw.release()
-	t.seeded.release()
 	for _, a := range t.opts {
 		a.Release()
 	}

@@ -109,8 +109,6 @@ func describeConfig(ck *train.Checkpoint) string {
 	}
 	if c.LS.Every > 0 {
 		parts = append(parts, "LS")
-	} else if c.Seeded > 0 {
-		parts = append(parts, fmt.Sprintf("IS-seeded replay %d/%d", c.Seeded, c.SeedProposals))
 	} else if c.BothWays {
 		parts = append(parts, "replay")
 	}

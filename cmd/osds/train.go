@@ -72,7 +72,6 @@ func runTrain(args []string) error {
 	bufferSize := fs.Int("buffer", 600000, "replay buffer capacity (states) for --both-ways")
 	replay := fs.String("replay", "uniform", "how replay and local search draw buffer states: uniform, or rank (weight ∝ 1/(0.01·N + rank by log R), as in the published local-search runs; unconditional samplers)")
 	langevin := fs.Bool("langevin", false, "Langevin-parametrised drift u = NN₁(z,t) + NN₂(t)·clip(∇log R(z))")
-	seedReplay := fs.Int("seed-replay", 0, "posteriors, unconditional samplers: draw this many prior proposals z ~ N(0, I) before training and resample a tenth of them by their reward r(f(z)) into a buffer that replay trains on (implies --both-ways; the proposals are charged to the sampler's f evaluations)")
 	localSearch := fs.Bool("local-search", false, "MALA local search on replay-buffer states (implies --both-ways)")
 	lsEvery := fs.Int("ls-every", 100, "iterations between local-search calls")
 	lsSteps := fs.Int("ls-steps", 200, "MALA steps per local-search call")
@@ -135,15 +134,7 @@ func runTrain(args []string) error {
 	}
 	cfg.Steps, cfg.Batch, cfg.Width, cfg.LR, cfg.LRLogZ, cfg.Seed = *steps, *batch, *width, *lr, *lrLogZ, *seed
 	cfg.Explore, cfg.ExploreIters = *explore, *exploreIters
-	cfg.BothWays, cfg.Buffer = *bothWays || *localSearch || *seedReplay > 0, *bufferSize
-	if *seedReplay > 0 {
-		if *priorRef == "" {
-			return errors.New("--seed-replay importance-samples a posterior from its prior: it needs --prior and --constraint")
-		}
-		cfg.Seeded, cfg.SeedProposals = max(1, *seedReplay/10), *seedReplay
-	} else if *seedReplay < 0 {
-		return fmt.Errorf("--seed-replay %d: want a number of proposals ≥ 0", *seedReplay)
-	}
+	cfg.BothWays, cfg.Buffer = *bothWays || *localSearch, *bufferSize
 	cfg.Langevin = *langevin
 	switch *replay {
 	case "uniform":
@@ -289,10 +280,6 @@ func runTrain(args []string) error {
 	defer tr.Release()
 	if ck != nil {
 		if err := tr.Restore(ck); err != nil {
-			return err
-		}
-	} else if cfg.Seeded > 0 {
-		if err := seedReplayByIS(l, tr, setup, cfg); err != nil {
 			return err
 		}
 	}
@@ -616,32 +603,4 @@ func (cs *checkpointSession) Close() {
 	}
 	cs.l.Release()
 	cs.d.Release()
-}
-
-// seedReplayByIS fills the trainer's seeded replay buffer with cfg.Seeded states
-// resampled systematically from cfg.SeedProposals prior proposals by their weights
-// r(f(z)): self-normalised importance sampling of the posterior.
-func seedReplayByIS(l *kernels.Library, tr *train.Trainer, setup *posterior.Setup, cfg train.Config) error {
-	ev, err := posterior.NewEvaluator(l, setup.Reward.Func(), setup.Reward.Dim(), 1000)
-	if err != nil {
-		return err
-	}
-	defer ev.Release()
-	res, err := posterior.ImportanceSample(ev, cfg.SeedProposals, cfg.Seeded, cfg.Seed^0x5eed)
-	if err != nil {
-		return err
-	}
-	if !(res.ESS > 0) {
-		return fmt.Errorf("--seed-replay: none of the %d prior proposals has a finite reward", cfg.SeedProposals)
-	}
-	d := setup.Reward.Dim()
-	zs, logR := make([]float32, 0, cfg.Seeded*d), make([]float32, 0, cfg.Seeded)
-	for _, i := range res.Picked {
-		for _, v := range res.Z[i] {
-			zs = append(zs, float32(v))
-		}
-		logR = append(logR, float32(res.LogW[i]+posterior.LogNormal(res.Z[i])))
-	}
-	fmt.Fprintf(os.Stderr, "seeded replay: %d states resampled from %d prior proposals (ESS %.0f, IS log Ẑ %.3f)\n", cfg.Seeded, cfg.SeedProposals, res.ESS, res.LogZ)
-	return tr.SeedReplay(zs, logR)
 }
