@@ -298,6 +298,16 @@ func readCellEval(dir string) (cellEval, error) {
 	return ev, json.Unmarshal(b, &ev)
 }
 
+// formatMeanStd is "mean ± std" over xs, or the value alone for one seed, which has no
+// spread to show.
+func formatMeanStd(xs []float64) string {
+	m, s := meanStd(xs)
+	if len(xs) == 1 {
+		return fmt.Sprintf("%.3f", m)
+	}
+	return fmt.Sprintf("%.3f ± %.3f", m, s)
+}
+
 // protocolTable is the Markdown table of the evaluated cells: per target and method, the
 // mean ± std over the seeds evaluated so far, next to the published mean ± std. A metric
 // passes when |mean| ≤ |published mean| + 2·published std (the issue's "within the
@@ -333,17 +343,16 @@ func protocolTable(cells []protocolCell, root string) (string, error) {
 			if len(xs) == 0 {
 				return "–"
 			}
-			m, s := meanStd(xs)
+			m, _ := meanStd(xs)
 			mark := "✗"
 			if math.Abs(m) <= math.Abs(ps.Mean)+2*ps.Std {
 				mark = "✓"
 			}
-			return fmt.Sprintf("%.3f ± %.3f %s", m, s, mark)
+			return formatMeanStd(xs) + " " + mark
 		}
 		eu := "–"
 		if len(eubo) > 0 {
-			m, s := meanStd(eubo)
-			eu = fmt.Sprintf("%.3f ± %.3f", m, s)
+			eu = formatMeanStd(eubo)
 		}
 		fmt.Fprintf(&sb, "| %s | %s | %d | %d | %s | %s | %s | %s | %.3f ± %.3f | %.3f ± %.3f | %.2f ± %.2f |\n",
 			c.Target, c.Method.Name, c.Iters, len(d), cell(d, p.Delta), cell(rw, p.DeltaRW), cell(w2, p.W2), eu,

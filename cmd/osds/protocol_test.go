@@ -79,3 +79,14 @@ func readEvalJSON(t *testing.T, root string) cellEval {
 	}
 	return ev
 }
+
+// TestFormatMeanStd: one seed shows its value alone (no spread to report), several their
+// mean ± sample std.
+func TestFormatMeanStd(t *testing.T) {
+	if got := formatMeanStd([]float64{1.5}); got != "1.500" {
+		t.Errorf("one seed: %q, want \"1.500\"", got)
+	}
+	if got := formatMeanStd([]float64{1, 2, 3}); got != "2.000 ± 1.000" {
+		t.Errorf("three seeds: %q, want \"2.000 ± 1.000\"", got)
+	}
+}
