@@ -24,9 +24,10 @@ import (
 //	decoder  z → ReLU(Linear) 7×7×C → ReLU(ConvTranspose2D 4×4 s2 p1) 14×14×C/2
 //	           → ConvTranspose2D 4×4 s2 p1 → logits 28×28×1 → sigmoid
 //
-// Why it exists: an MLP decoder's mean images are blurred averages, so even an exact
-// posterior under it is 10–20% less diverse (mean pairwise distance) than real digits of
-// the class (RESULTS.md); a convolutional decoder's strokes are sharper.
+// It was added to test whether the blur of an MLP decoder's mean images is what makes
+// even an exact posterior under the VAE 10–20% less diverse (mean pairwise distance)
+// than real digits of the class; RESULTS.md found it is not the decoder's architecture:
+// the convolutional one renders real digits, and samples posteriors, as diversely.
 type VAEArch struct {
 	Pixels, Hidden, Latent int
 	// DecoderChannels is C of the convolutional decoder; 0 selects the MLP decoder.
@@ -459,9 +460,9 @@ func finite32(x float32) bool {
 
 // Reconstruct returns dec(μ(x)), the decoder's mean images of the encoder's means, for n
 // images xs (rows of Pixels): how the VAE renders real images, without the noise of
-// z ~ q(z|x). It bounds what any sampler of this prior can score against real images
-// (a VAE's mean images are blurred, so their pairwise distances are smaller). The rows go
-// through in chunks of sampleChunk.
+// z ~ q(z|x). It is the reference for what a sampler of this prior can hope to score
+// against real images (a VAE's mean images are blurred, so their pairwise distances are
+// smaller). The rows go through in chunks of sampleChunk.
 func (v *VAE) Reconstruct(l *kernels.Library, xs []float32, n int) ([]float32, error) {
 	D := v.Arch.Pixels
 	if n < 1 || len(xs) != n*D {

@@ -155,7 +155,8 @@ type compareReport struct {
 	// what a perfect sampler of the data's class-conditional would score at this n.
 	TrainImages map[string]float64 `json:"real_train_images,omitempty"`
 	// TrainReconstructions measures a VAE prior's reconstructions dec(μ(x)) of those
-	// images: the same data as this prior renders it, the most a sampler of it can score.
+	// images: the same data as this prior renders it, a reference for what a sampler of
+	// the prior can hope to score.
 	TrainReconstructions map[string]float64 `json:"vae_reconstructions_of_train_images,omitempty"`
 }
 
@@ -308,7 +309,9 @@ func runCompare(args []string) error {
 		case "osds-is":
 			// Sampling–importance–resampling with the trained sampler as the proposal: the
 			// trajectory weights w = R·p_B/p_F make the resampled terminal states exact as
-			// the proposals grow, whatever the sampler's remaining error.
+			// the proposals grow, whatever the sampler's remaining error (as long as it
+			// covers the posterior). A relative-TB sampler's weights are against its own
+			// target, the prior sampler's marginal × r.
 			res.Method, res.Spec = describeConfig(m.ck)+fmt.Sprintf(" + IS of %d", *proposals), "osds-is:"+m.Path
 			s, err := sampleCheckpoint(m.ck, setup.Spec, *proposals, uint32(*seed))
 			if err != nil {
