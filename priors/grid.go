@@ -63,17 +63,16 @@ func WriteGridPNG(path string, images []float32, n, h, w, c, cols int) error {
 	return nn.WriteFileAtomic(path, data)
 }
 
-// sampleChunk bounds the rows of one generator pass in Sample: a convolutional
-// generator's im2col buffers grow with the rows (25,088 floats per image for the 64-channel
-// first up-sampling), and WebGPU caps one storage binding at 128 MiB.
+// sampleChunk bounds the rows of one pass in forwardChunked: a convolutional generator's
+// im2col buffers grow with the rows (25,088 floats per image for the 64-channel first
+// up-sampling), and WebGPU caps one storage binding at 128 MiB.
 const sampleChunk = 500
 
 // Sample draws n prior samples x = f(z), z ~ N(0, I) from Philox stream (seed, 0), and
 // returns them as NHWC rows. The latents are drawn at once, so the samples do not depend
 // on how the generator's passes are chunked.
 func Sample(l *kernels.Library, p Prior, n int, seed uint64) ([]float32, error) {
-	d := l.Device()
-	z, err := kernels.NewTensor(d, "prior z", n, p.LatentDim())
+	z, err := kernels.NewTensor(l.Device(), "prior z", n, p.LatentDim())
 	if err != nil {
 		return nil, err
 	}
@@ -83,17 +82,6 @@ func Sample(l *kernels.Library, p Prior, n int, seed uint64) ([]float32, error) 
 		return nil, err
 	}
 	defer rnd.Release()
-	if n <= sampleChunk {
-		net, err := p.Generator().Build(l, z, nn.NetOptions{})
-		if err != nil {
-			return nil, err
-		}
-		defer net.Release()
-		if err := l.Run(append([]*kernels.Op{rnd}, net.Forward...)...); err != nil {
-			return nil, err
-		}
-		return net.Y.Read()
-	}
 	if err := l.Run(rnd); err != nil {
 		return nil, err
 	}
@@ -101,35 +89,45 @@ func Sample(l *kernels.Library, p Prior, n int, seed uint64) ([]float32, error) 
 	if err != nil {
 		return nil, err
 	}
-	chunk, err := kernels.NewTensor(d, "prior z chunk", sampleChunk, p.LatentDim())
+	return forwardChunked(l, p.Generator(), zs, n)
+}
+
+// forwardChunked runs n host rows xs through the row-wise network net in passes of at
+// most sampleChunk rows and returns the n output rows.
+func forwardChunked(l *kernels.Library, net *nn.Sequential, xs []float32, n int) ([]float32, error) {
+	if n < 1 || len(xs)%n != 0 {
+		return nil, fmt.Errorf("priors: %d values are not %d rows", len(xs), n)
+	}
+	rows, cols := min(n, sampleChunk), len(xs)/n
+	x, err := kernels.NewTensor(l.Device(), "chunk input", rows, cols)
 	if err != nil {
 		return nil, err
 	}
-	defer chunk.Release()
-	net, err := p.Generator().Build(l, chunk, nn.NetOptions{})
+	defer x.Release()
+	built, err := net.Build(l, x, nn.NetOptions{})
 	if err != nil {
 		return nil, err
 	}
-	defer net.Release()
-	dz, dx := p.LatentDim(), net.Y.Cols()
-	out := make([]float32, 0, n*dx)
-	buf := make([]float32, sampleChunk*dz)
-	for first := 0; first < n; first += sampleChunk {
-		rows := min(sampleChunk, n-first)
-		// A short last chunk keeps the previous latents in its remaining rows; every
-		// generator is row-wise, so their outputs are computed and dropped.
-		copy(buf, zs[first*dz:(first+rows)*dz])
-		if err := chunk.Write(buf); err != nil {
+	defer built.Release()
+	dy := built.Y.Cols()
+	out := make([]float32, 0, n*dy)
+	buf := make([]float32, rows*cols)
+	for first := 0; first < n; first += rows {
+		k := min(rows, n-first)
+		// A short last chunk keeps the previous rows in the rest of the input; the
+		// network is row-wise, so their outputs are computed and dropped.
+		copy(buf, xs[first*cols:(first+k)*cols])
+		if err := x.Write(buf); err != nil {
 			return nil, err
 		}
-		if err := l.Run(net.Forward...); err != nil {
+		if err := l.Run(built.Forward...); err != nil {
 			return nil, err
 		}
-		y, err := net.Y.Read()
+		y, err := built.Y.Read()
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, y[:rows*dx]...)
+		out = append(out, y[:k*dy]...)
 	}
 	return out, nil
 }

@@ -128,6 +128,14 @@ func (v *VAE) Release() {
 	}
 }
 
+// encoderHidden is x → ReLU(x·W₁+b₁), the layer the heads μ and log σ² read.
+func (v *VAE) encoderHidden() *nn.Sequential {
+	return &nn.Sequential{Layers: []*nn.Named{
+		{Name: "enc.fc1", Layer: v.EncFC1},
+		{Name: "enc.relu", Layer: nn.Act{Fn: kernels.ReLU}},
+	}}
+}
+
 // decoderLogits is z → logits; Decoder adds the sigmoid.
 func (v *VAE) decoderLogits() *nn.Sequential {
 	if v.Arch.DecoderChannels > 0 {
@@ -197,10 +205,7 @@ func newVAEGraph(l *kernels.Library, v *VAE, x *kernels.Tensor, train bool, seed
 		}
 	}
 	var err error
-	g.encoder = &nn.Sequential{Layers: []*nn.Named{
-		{Name: "enc.fc1", Layer: v.EncFC1},
-		{Name: "enc.relu", Layer: nn.Act{Fn: kernels.ReLU}},
-	}}
+	g.encoder = v.encoderHidden()
 	g.decoder = v.decoderLogits()
 	opt := nn.NetOptions{Backward: true, InputGrad: true, ParamGrads: train}
 	if g.enc, err = g.encoder.Build(l, x, nn.NetOptions{Backward: train, ParamGrads: train}); err != nil {
@@ -462,50 +467,13 @@ func finite32(x float32) bool {
 // images xs (rows of Pixels): how the VAE renders real images, without the noise of
 // z ~ q(z|x). It is the reference for what a sampler of this prior can hope to score
 // against real images (a VAE's mean images are blurred, so their pairwise distances are
-// smaller). The rows go through in chunks of sampleChunk.
+// smaller).
 func (v *VAE) Reconstruct(l *kernels.Library, xs []float32, n int) ([]float32, error) {
-	D := v.Arch.Pixels
-	if n < 1 || len(xs) != n*D {
-		return nil, fmt.Errorf("priors: vae reconstruct: %d values for %d images of %d pixels", len(xs), n, D)
+	if n < 1 || len(xs) != n*v.Arch.Pixels {
+		return nil, fmt.Errorf("priors: vae reconstruct: %d values for %d images of %d pixels", len(xs), n, v.Arch.Pixels)
 	}
-	rows := min(n, sampleChunk)
-	x, err := kernels.NewTensor(l.Device(), "vae reconstruct x", rows, D)
-	if err != nil {
-		return nil, err
-	}
-	defer x.Release()
-	encoder := &nn.Sequential{Layers: []*nn.Named{
-		{Name: "enc.fc1", Layer: v.EncFC1},
-		{Name: "enc.relu", Layer: nn.Act{Fn: kernels.ReLU}},
-		{Name: "enc.mu", Layer: v.EncMu},
-	}}
-	enc, err := encoder.Build(l, x, nn.NetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer enc.Release()
-	dec, err := v.Decoder().Build(l, enc.Y, nn.NetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer dec.Release()
-	ops := append(append([]*kernels.Op(nil), enc.Forward...), dec.Forward...)
-	out := make([]float32, 0, n*D)
-	buf := make([]float32, rows*D)
-	for first := 0; first < n; first += rows {
-		k := min(rows, n-first)
-		copy(buf, xs[first*D:(first+k)*D]) // a short last chunk keeps stale rows, dropped below
-		if err := x.Write(buf); err != nil {
-			return nil, err
-		}
-		if err := l.Run(ops...); err != nil {
-			return nil, err
-		}
-		y, err := dec.Y.Read()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, y[:k*D]...)
-	}
-	return out, nil
+	net := v.encoderHidden()
+	net.Layers = append(net.Layers, &nn.Named{Name: "enc.mu", Layer: v.EncMu})
+	net.Layers = append(net.Layers, v.Decoder().Layers...)
+	return forwardChunked(l, net, xs, n)
 }
