@@ -162,6 +162,42 @@ func ganClose(t *testing.T, what string, got, want, scale, tol float64) {
 	}
 }
 
+// checkParamGrads compares each parameter's accumulated gradient (ps' Grad, read from the
+// GPU) with central differences of the float64 loss, perturbing the float64 copy ref[name]
+// in place: k entries per parameter, the first the largest so that each check has
+// signal, the rest random. An all-zero gradient fails.
+func checkParamGrads(t *testing.T, rng *rand.Rand, ps []*nn.Param, ref map[string][]float64, loss func() float64, what string, k int) {
+	t.Helper()
+	for _, p := range ps {
+		grad := ganRead64(t, p.Grad)
+		scale, largest := 0.0, 0
+		for j, v := range grad {
+			if math.Abs(v) > scale {
+				scale, largest = math.Abs(v), j
+			}
+		}
+		if scale == 0 {
+			t.Errorf("∂%s/∂%s is all zero", what, p.Name)
+			continue
+		}
+		w := ref[p.Name]
+		for c := 0; c < k; c++ {
+			i := largest
+			if c > 0 {
+				i = rng.IntN(len(w))
+			}
+			old := w[i]
+			const h = 1e-6
+			w[i] = old + h
+			lp := loss()
+			w[i] = old - h
+			lm := loss()
+			w[i] = old
+			ganClose(t, "∂"+what+"/∂"+p.Name+"["+strconv.Itoa(i)+"]", grad[i], (lp-lm)/(2*h), scale, 2e-3)
+		}
+	}
+}
+
 // TestGANGeneratorVJP checks the generator built with Backward+InputGrad: its DX is
 // (∂f/∂z)ᵀ·DY, compared with central differences of Σ DY ⊙ f(z) in float64, and the
 // parameter gradients stay untouched.
@@ -294,40 +330,8 @@ func TestGANStepGradients(t *testing.T) {
 	if math.Abs(st.LossD-lossD()) > 1e-4*math.Max(1, lossD()) || math.Abs(st.LossG-lossG()) > 1e-4*math.Max(1, lossG()) {
 		t.Fatalf("losses D %v, G %v on the GPU; float64 %v, %v", st.LossD, st.LossG, lossD(), lossG())
 	}
-	check := func(ps []*nn.Param, loss func() float64, which string) {
-		for _, p := range ps {
-			grad := ganRead64(t, p.Grad)
-			scale := 0.0
-			for _, v := range grad {
-				scale = math.Max(scale, math.Abs(v))
-			}
-			if scale == 0 {
-				t.Errorf("∂L_%s/∂%s is all zero", which, p.Name)
-				continue
-			}
-			w := ref.p[p.Name]
-			for k := 0; k < 3; k++ {
-				i := rng.IntN(len(w))
-				if k == 0 { // the largest entry, so that each check has signal
-					for j, v := range grad {
-						if math.Abs(v) == scale {
-							i = j
-						}
-					}
-				}
-				old := w[i]
-				const h = 1e-6
-				w[i] = old + h
-				lp := loss()
-				w[i] = old - h
-				lm := loss()
-				w[i] = old
-				ganClose(t, "∂L_"+which+"/∂"+p.Name+"["+strconv.Itoa(i)+"]", grad[i], (lp-lm)/(2*h), scale, 2e-3)
-			}
-		}
-	}
-	check(dps, lossD, "D")
-	check(gps, lossG, "G")
+	checkParamGrads(t, rng, dps, ref.p, lossD, "L_D", 3)
+	checkParamGrads(t, rng, gps, ref.p, lossG, "L_G", 3)
 }
 
 // ganToyData is n images of random bright bars (a stand-in for a dataset in tests that

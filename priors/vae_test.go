@@ -121,36 +121,7 @@ func TestVAEStepGradients(t *testing.T) {
 			if len(ref.p) != len(ps) || len(ps) != 2*layers {
 				t.Fatalf("%d parameters (%d names), want %d", len(ps), len(ref.p), 2*layers)
 			}
-			for _, p := range ps {
-				grad := ganRead64(t, p.Grad)
-				scale := 0.0
-				for _, v := range grad {
-					scale = math.Max(scale, math.Abs(v))
-				}
-				if scale == 0 {
-					t.Errorf("∂L/∂%s is all zero", p.Name)
-					continue
-				}
-				w := ref.p[p.Name]
-				for k := 0; k < 4; k++ {
-					i := rng.IntN(len(w))
-					if k == 0 { // the largest entry, so that each check has signal
-						for j, v := range grad {
-							if math.Abs(v) == scale {
-								i = j
-							}
-						}
-					}
-					old := w[i]
-					const h = 1e-6
-					w[i] = old + h
-					lp := loss()
-					w[i] = old - h
-					lm := loss()
-					w[i] = old
-					ganClose(t, "∂L/∂"+p.Name+"["+strconv.Itoa(i)+"]", grad[i], (lp-lm)/(2*h), scale, 2e-3)
-				}
-			}
+			checkParamGrads(t, rng, ps, ref.p, loss, "L", 4)
 		})
 	}
 }
