@@ -30,6 +30,15 @@ type compareMethod struct {
 	ck   *train.Checkpoint
 }
 
+// drawn is how many samples an osds method draws from its checkpoint: the n outputs, or
+// the proposals that osds-is resamples to n.
+func (m compareMethod) drawn(n, proposals int) int {
+	if m.Kind == "osds-is" {
+		return proposals
+	}
+	return n
+}
+
 // parseMethods parses --methods: a comma-separated list of osds:CHECKPOINT,
 // osds-is:CHECKPOINT, is, mala, hmc.
 func parseMethods(s string) ([]compareMethod, error) {
@@ -233,11 +242,7 @@ func runCompare(args []string) error {
 		if first == nil {
 			return errors.New("--budget is needed when no osds:CHECKPOINT method gives one")
 		}
-		drawn := *n
-		if first.Kind == "osds-is" {
-			drawn = *proposals
-		}
-		*budget = posterior.SamplerCost(first.ck.Cfg, first.ck.Iter, drawn).Evals()
+		*budget = posterior.SamplerCost(first.ck.Cfg, first.ck.Iter, first.drawn(*n, *proposals)).Evals()
 		budgetFrom = first.Path
 	}
 	if *chains == 0 {
@@ -295,39 +300,34 @@ func runCompare(args []string) error {
 		var zs [][]float64
 		var logW []float64
 		switch m.Kind {
-		case "osds":
-			res.Method, res.Spec = describeConfig(m.ck), "osds:"+m.Path
-			s, err := sampleCheckpoint(m.ck, setup.Spec, *n, uint32(*seed))
+		case "osds", "osds-is":
+			drawn := m.drawn(*n, *proposals)
+			res.Method, res.Spec = describeConfig(m.ck), m.Kind+":"+m.Path
+			s, err := sampleCheckpoint(m.ck, setup.Spec, drawn, uint32(*seed))
 			if err != nil {
 				return fmt.Errorf("%s: %w", m.Path, err)
 			}
 			zs, logW = s.Z, s.LogW
-			res.Cost = posterior.SamplerCost(m.ck.Cfg, m.ck.Iter, *n)
-			if sec, ok := trainingSeconds(filepath.Join(filepath.Dir(m.Path), "metrics.jsonl")); ok {
-				res.Extra = map[string]float64{"train_seconds": sec}
+			res.Cost = posterior.SamplerCost(m.ck.Cfg, m.ck.Iter, drawn)
+			res.Extra = map[string]float64{}
+			if m.Kind == "osds-is" {
+				// Sampling–importance–resampling with the trained sampler as the proposal:
+				// the trajectory weights w = R·p_B/p_F make the resampled terminal states
+				// exact as the proposals grow, whatever the sampler's remaining error (as
+				// long as it covers the posterior). A relative-TB sampler's weights are
+				// against its own target, the prior sampler's marginal × r.
+				ess := posterior.ESS(s.LogW)
+				if !(ess > 0) {
+					return fmt.Errorf("%s: none of its %d proposals has a finite weight log R + log p_B − log p_F", m.Path, drawn)
+				}
+				zs = nil
+				rng := rand.New(rand.NewPCG(*seed, 0x515))
+				for _, i := range posterior.SystematicResample(posterior.NormalisedWeights(s.LogW), *n, rng) {
+					zs = append(zs, s.Z[i])
+				}
+				res.Method += fmt.Sprintf(" + IS of %d", drawn)
+				res.Extra["ess"], res.Extra["proposals"] = ess, float64(drawn)
 			}
-		case "osds-is":
-			// Sampling–importance–resampling with the trained sampler as the proposal: the
-			// trajectory weights w = R·p_B/p_F make the resampled terminal states exact as
-			// the proposals grow, whatever the sampler's remaining error (as long as it
-			// covers the posterior). A relative-TB sampler's weights are against its own
-			// target, the prior sampler's marginal × r.
-			res.Method, res.Spec = describeConfig(m.ck)+fmt.Sprintf(" + IS of %d", *proposals), "osds-is:"+m.Path
-			s, err := sampleCheckpoint(m.ck, setup.Spec, *proposals, uint32(*seed))
-			if err != nil {
-				return fmt.Errorf("%s: %w", m.Path, err)
-			}
-			logW = s.LogW
-			ess := posterior.ESS(s.LogW)
-			if !(ess > 0) {
-				return fmt.Errorf("%s: none of its %d proposals has a finite weight log R + log p_B − log p_F", m.Path, *proposals)
-			}
-			rng := rand.New(rand.NewPCG(*seed, 0x515))
-			for _, i := range posterior.SystematicResample(posterior.NormalisedWeights(s.LogW), *n, rng) {
-				zs = append(zs, s.Z[i])
-			}
-			res.Cost = posterior.SamplerCost(m.ck.Cfg, m.ck.Iter, *proposals)
-			res.Extra = map[string]float64{"ess": ess, "proposals": float64(*proposals)}
 			if sec, ok := trainingSeconds(filepath.Join(filepath.Dir(m.Path), "metrics.jsonl")); ok {
 				res.Extra["train_seconds"] = sec
 			}
