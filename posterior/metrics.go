@@ -162,6 +162,9 @@ type Judge struct {
 	refMoments priors.Moments
 	real       Metrics
 	truth      []float32
+	// train holds the class's training images (trainD pixels each) once loaded.
+	train  []float32
+	trainD int
 	// IndepRef and FeaturesRef name the judging models.
 	IndepRef, FeaturesRef string
 }
@@ -264,17 +267,11 @@ func (j *Judge) Real() Metrics { return j.real }
 // the same sample size, the floor of the Fréchet distance (which is biased upwards at
 // finite n) and the reference for accuracy and diversity.
 func (j *Judge) MeasureTrainImages(n int) (Metrics, error) {
-	if _, ok := j.setup.Constraint.(Class); !ok {
-		return Metrics{}, fmt.Errorf("posterior: judge: training-image reference only for class constraints")
-	}
-	ds, err := priors.LoadDataset(j.setup.Dataset, "train")
+	xs, n, err := j.trainImages(n)
 	if err != nil {
 		return Metrics{}, err
 	}
-	xs, have := ClassImages(ds, j.label)
-	n = min(n, have)
-	D := ds.Height * ds.Wd
-	return j.MeasureImages(xs[:n*D], n, nil)
+	return j.MeasureImages(xs, n, nil)
 }
 
 // MeasureTrainReconstructions measures the VAE prior's reconstructions dec(μ(x)) of the
@@ -285,19 +282,34 @@ func (j *Judge) MeasureTrainReconstructions(n int) (m Metrics, ok bool, err erro
 	if _, isClass := j.setup.Constraint.(Class); !isVAE || !isClass {
 		return Metrics{}, false, nil
 	}
-	ds, err := priors.LoadDataset(j.setup.Dataset, "train")
+	xs, n, err := j.trainImages(n)
 	if err != nil {
 		return Metrics{}, false, err
 	}
-	xs, have := ClassImages(ds, j.label)
-	n = min(n, have)
-	D := ds.Height * ds.Wd
-	rec, err := v.Reconstruct(j.lib, xs[:n*D], n)
+	rec, err := v.Reconstruct(j.lib, xs, n)
 	if err != nil {
 		return Metrics{}, false, err
 	}
 	m, err = j.MeasureImages(rec, n, nil)
 	return m, err == nil, err
+}
+
+// trainImages returns the first min(n, available) training images of the class, loading
+// the training set once per judge.
+func (j *Judge) trainImages(n int) ([]float32, int, error) {
+	if _, ok := j.setup.Constraint.(Class); !ok {
+		return nil, 0, fmt.Errorf("posterior: judge: training-image reference only for class constraints")
+	}
+	if j.train == nil {
+		ds, err := priors.LoadDataset(j.setup.Dataset, "train")
+		if err != nil {
+			return nil, 0, err
+		}
+		j.train, _ = ClassImages(ds, j.label)
+		j.trainD = ds.Height * ds.Wd
+	}
+	n = min(n, len(j.train)/j.trainD)
+	return j.train[:n*j.trainD], n, nil
 }
 
 // Measure pushes zs through the prior and measures them (ELBO and IW log Ẑ stay NaN).
