@@ -93,7 +93,7 @@ type cellEval struct {
 
 func runProtocol(args []string) error {
 	fs := pflag.NewFlagSet("protocol", pflag.ContinueOnError)
-	out := fs.String("out", "runs/published", "folder of the runs: OUT/TARGET/METHOD/seedK/{checkpoint.safetensors,eval.json}, and OUT/table.md")
+	out := fs.String("out", "results/protocol", "folder of the runs: OUT/TARGET/METHOD/seedK/{checkpoint.safetensors,metrics.jsonl,eval.json}, and OUT/table.md (the default is the repository's record: git keeps its eval.json files and table.md, and ignores the rest)")
 	targets := fs.String("targets", strings.Join(protocolTargets, ","), "comma-separated targets")
 	methods := fs.String("methods", "all", "comma-separated method slugs, or all: "+methodSlugs())
 	seeds := fs.Int("seeds", 5, "seeds 1..N per method and target")
