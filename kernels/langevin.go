@@ -21,17 +21,29 @@ func (l *Library) LangevinDrift(u, nn, g, scale *Tensor, k int, clip float64) (*
 		params:  Params{u.Len(), k, float32(clip)}, grid: Grid1D(u.Len(), 256)})
 }
 
-// LangevinScaleGrad records dscale[k] += Σ du ⊙ clamp(g, ±clip).
-func (l *Library) LangevinScaleGrad(dscale, du, g *Tensor, k int, clip float64) (*Op, error) {
-	if !sameShape(du.Shape, g.Shape) {
-		return nil, fmt.Errorf("kernels: langevin scale grad: du %v and g %v must match", du.Shape, g.Shape)
+// LangevinScaleGrad records, for every segment s of the stacks du and g [S·Stride, d]
+// (see Segments), dscale[First + s·Step] += Σ_{b < Rows} du[s·Stride + b, :] ⊙ clamp(g[s·Stride + b, :], ±clip):
+// the scale's gradient of S steps of LangevinDrift in one dispatch. One step k of [B, d]
+// tensors is Segments{Stride: B, Rows: B, First: k, Step: 1}.
+func (l *Library) LangevinScaleGrad(dscale *Tensor, seg Segments, du, g *Tensor, clip float64) (*Op, error) {
+	const name = "langevin scale grad"
+	if !sameShape(du.Shape, g.Shape) || len(du.Shape) != 2 {
+		return nil, fmt.Errorf("kernels: %s: du %v and g %v must be matching [rows, d] stacks", name, du.Shape, g.Shape)
 	}
-	if k < 0 || k >= dscale.Len() || !(clip > 0) {
-		return nil, fmt.Errorf("kernels: langevin scale grad: step %d of %d, clip %v", k, dscale.Len(), clip)
+	if !(clip > 0) || math.IsInf(clip, 0) {
+		return nil, fmt.Errorf("kernels: %s: clip %v (want a positive finite clip)", name, clip)
 	}
-	return l.build(opSpec{name: "langevin scale grad", file: "langevin_grad.wgsl", entry: "main",
+	n, err := seg.count(name, du, dscale)
+	if err != nil {
+		return nil, err
+	}
+	if dscale.Buf.Shares(du.Buf) || dscale.Buf.Shares(g.Buf) {
+		return nil, fmt.Errorf("kernels: %s: dscale must not share a buffer with du or g", name)
+	}
+	return l.build(opSpec{name: name, file: "langevin_grad.wgsl", entry: "main",
 		buffers: []*gpu.Buffer{du.Buf, g.Buf, dscale.Buf},
-		params:  Params{du.Len(), k, float32(clip)}, grid: [3]uint32{1, 1, 1}})
+		params:  Params{seg.Rows, du.Cols(), seg.First, n, seg.Stride, seg.Step, float32(clip)},
+		grid:    [3]uint32{1, uint32(n), 1}})
 }
 
 func clampNaN(x, c float64) float64 {
@@ -50,11 +62,14 @@ func RefLangevinDrift(nn, g []float64, scaleK, clip float64) []float64 {
 	return out
 }
 
-// RefLangevinScaleGrad is the float64 reference of LangevinScaleGrad's increment.
-func RefLangevinScaleGrad(du, g []float64, clip float64) float64 {
-	s := 0.0
-	for i := range du {
-		s += du[i] * clampNaN(g[i], clip)
+// RefLangevinScaleGrad is the float64 reference of LangevinScaleGrad: dscale after
+// dscale[First + s·Step] += Σ_{b < Rows, i} du·clamp(g, ±clip) over segment s's rows.
+func RefLangevinScaleGrad(dscale, du, g []float64, cols int, seg Segments, clip float64) []float64 {
+	out := append([]float64(nil), dscale...)
+	for s := 0; s < len(du)/cols/seg.Stride; s++ {
+		for i := s * seg.Stride * cols; i < (s*seg.Stride+seg.Rows)*cols; i++ {
+			out[seg.First+s*seg.Step] += du[i] * clampNaN(g[i], clip)
+		}
 	}
-	return s
+	return out
 }

@@ -1,18 +1,24 @@
-// langevin_grad.wgsl — gradient of langevin.wgsl's scale:
-//   dscale[k] += Σ_i du[i] · clamp(g[i], −c, c)       (NaN gradients count as 0)
-// (the network's drift receives du unchanged).
+// langevin_grad.wgsl — gradient of langevin.wgsl's scale, every step of a stack at once:
+//   dscale[first + s·step] += Σ_{b < rows} Σ_i du[s·stride + b, i] · clamp(g[s·stride + b, i], −c, c)
+// for each segment s of the stacks du and g (NaN gradients count as 0; the padding rows
+// of a segment, b ≥ rows, are skipped). The network's drift receives du unchanged.
 //
 // Bindings (group 0):
-//   0: du      array<f32>, [B, d], read
-//   1: g       array<f32>, [B, d], read
+//   0: du      array<f32>, [S·stride, cols], read
+//   1: g       array<f32>, [S·stride, cols], read
 //   2: dscale  array<f32>, [T], read-write
-//   3: p       uniform { n = B·d, k: u32, clip c: f32 }
-// Dispatch: exactly 1 workgroup of 256; each invocation sums a fixed stride, then a fixed
-// tree combines the partial sums, so the result is deterministic.
+//   3: p       uniform { rows, cols, first, segs, stride, step: u32, clip c: f32 }
+// Dispatch: 1 × S workgroups of 256, one per segment; each invocation sums a fixed stride
+// of its segment, then a fixed tree combines the partial sums, so the result is
+// deterministic. Segments write distinct entries of dscale, so no two workgroups race.
 
 struct Params {
-	n: u32,
-	k: u32,
+	rows: u32,
+	cols: u32,
+	first: u32,
+	segs: u32,
+	stride: u32,
+	step: u32,
 	clip: f32,
 }
 
@@ -24,11 +30,12 @@ struct Params {
 var<workgroup> part: array<f32, 256>;
 
 @compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+	let base = wid.y * p.stride * p.cols;
+	let n = p.rows * p.cols; // the segment's rows are contiguous: padding only follows them
 	var s = 0.0;
-	for (var i = lid; i < p.n; i += 256u) {
-		let gi = finite_clamp(g[i], p.clip);
-		s += du[i] * gi;
+	for (var i = lid; i < n; i += 256u) {
+		s += du[base + i] * finite_clamp(g[base + i], p.clip);
 	}
 	part[lid] = s;
 	for (var h = 128u; h > 0u; h >>= 1u) {
@@ -38,7 +45,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 		}
 	}
 	if (lid == 0u) {
-		dscale[p.k] += part[0];
+		let k = p.first + wid.y * p.step;
+		dscale[k] += part[0];
 	}
 }
 

@@ -327,8 +327,10 @@ type Graph struct {
 
 	// Backward state.
 	// Langevin parametrisation: ∇log R at every step, the network's own drift, the
-	// per-step scale NN₂(t_k) and its chain.
+	// per-step scale NN₂(t_k) and its chain. When training, G[k] are slices of GStack
+	// (laid out like DU).
 	G                             []*kernels.Tensor
+	GStack                        *kernels.Tensor
 	unn, lrScratch                *kernels.Tensor
 	lfeat, m1, b1, m2, b2, m3, b3 *kernels.Tensor
 	scale, dscale                 *kernels.Tensor
@@ -573,14 +575,6 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 			op(n.M3.ForwardKeep(l, g.b3, g.m3, g.b2, kernels.GELU)),
 			op(n.M4.Forward(l, g.scale, g.b3, kernels.Identity)))
 		g.unn, g.lrScratch = g.tensor("drift nn", B, d), g.tensor("langevin logr", B)
-		g.G = make([]*kernels.Tensor, T)
-		for k := range g.G {
-			if g.train || k == 0 {
-				g.G[k] = g.tensor(fmt.Sprintf("grad%d", k), B, d)
-			} else {
-				g.G[k] = g.G[0]
-			}
-		}
 	}
 
 	// Every per-step slice of a stack must start at an aligned offset, so each stack holds
@@ -590,6 +584,19 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	// z_{k+1}, and WebGPU tracks usage per buffer, so the two may not share one. Stacked,
 	// the state layer's weight gradient over all steps is two products (one per parity).
 	g.ZEven, g.ZOdd, g.Z = g.alternating("z", T+1, d)
+	if lp {
+		// ∇log R(z_k) of every step: a stack like du's when training, so that the scale's
+		// gradient over all steps is one dispatch; sampling needs only the current step's.
+		if g.train {
+			g.GStack, g.G = g.stepStack("grad", d)
+		} else {
+			g.G = make([]*kernels.Tensor, T)
+			g.G[0] = g.tensor("grad", B, d)
+			for k := range g.G {
+				g.G[k] = g.G[0]
+			}
+		}
+	}
 	if err := g.Z[0].Fill(0); err != nil {
 		return err
 	}
@@ -773,16 +780,18 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	g.owned = append(g.owned, g.onesT)
 	for k := 0; k < T; k++ {
 		g.backOps = append(g.backOps, op(l.TBDriftGrad(g.du[k], g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
-		if lp {
-			// u = u_nn + s_k·clip(g): the network's drift gets du unchanged.
-			g.backOps = append(g.backOps, op(l.LangevinScaleGrad(g.dscale, g.du[k], g.G[k], k, LangevinClip)))
-		}
 		// Each layer's input gradient goes through the GELU before it in the same
 		// dispatch; the weight gradients of L1..L3 come after the loop, over all steps.
 		g.backOps = append(g.backOps,
 			op(n.L3.InputGradThrough(l, g.dh2[k], g.du[k], g.h2[k], kernels.GELU)),
 			op(n.L2.InputGradThrough(l, g.dh1[k], g.dh2[k], g.h1[k], kernels.GELU)),
 			op(n.L1.InputGradThrough(l, g.dh[k], g.dh1[k], g.h0[k], kernels.GELU)))
+	}
+	if lp {
+		// u = u_nn + s_k·clip(g): the network's drift gets du unchanged, and the scale
+		// s_k gets Σ du_k ⊙ clip(g_k), for all steps in one dispatch.
+		seg := kernels.Segments{Stride: g.rows, Rows: B, First: 0, Step: 1}
+		g.backOps = append(g.backOps, op(l.LangevinScaleGrad(g.dscale, seg, g.DU, g.GStack, LangevinClip)))
 	}
 	// The time embedding's gradient, row k = Σ_b dh_k[b] (and each condition's embedding
 	// gradient), summed from the two stacks of dh: even steps into rows 0, 2, …, odd
