@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -101,25 +104,39 @@ func runProtocol(args []string) error {
 	timeLimit := fs.Duration("time-limit", 0, "stop after this much wall time (e.g. 2h) with every run checkpointed; the next call continues (0: run the whole table)")
 	tableOnly := fs.Bool("table", false, "only print the table of the runs evaluated so far")
 	samples := fs.Int("samples", 2000, "on-policy samples (and exact samples for W2) per evaluation")
+	jobs := fs.Int("jobs", 1, "runs trained at once, each in its own osds process (log: its folder's protocol.log); on a CPU adapter each gets LP_NUM_THREADS = cores/jobs unless that is set: on lavapipe with 2 cores, 2 jobs train about 1.5× the runs per hour of 1; on a GPU processes do not add up, keep 1")
+	only := fs.String("cell", "", "run only this run, named as its folder under OUT: TARGET/METHOD/seedK (replaces --targets, --methods and --seeds; the table of OUT is not rewritten)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	cells, err := protocolCells(*targets, *methods, *seeds, *iters)
+	var cells []protocolCell
+	var err error
+	if *only != "" {
+		cells, err = parseCell(*only, *iters)
+	} else {
+		cells, err = protocolCells(*targets, *methods, *seeds, *iters)
+	}
 	if err != nil {
 		return err
 	}
-	if *timeLimit < 0 || *samples < 2 {
-		return fmt.Errorf("--time-limit must be ≥ 0 and --samples ≥ 2")
+	if *timeLimit < 0 || *samples < 2 || *jobs < 1 {
+		return fmt.Errorf("--time-limit must be ≥ 0, --samples ≥ 2 and --jobs ≥ 1")
 	}
 	if !*tableOnly {
 		deadline := time.Time{}
 		if *timeLimit > 0 {
 			deadline = time.Now().Add(*timeLimit)
 		}
-		done, err := runCells(cells, *out, deadline, *samples)
+		run := runCells
+		if *jobs > 1 {
+			run = func(cells []protocolCell, root string, deadline time.Time, samples int) (int, error) {
+				return runCellsInWorkers(cells, root, deadline, samples, *iters, *jobs)
+			}
+		}
+		done, err := run(cells, *out, deadline, *samples)
 		if err != nil {
 			return err
 		}
@@ -130,10 +147,153 @@ func runProtocol(args []string) error {
 		return err
 	}
 	fmt.Print(table)
+	if *only != "" {
+		return nil // one run's table; OUT/table.md stays the whole table's
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
 	return nn.WriteFileAtomic(filepath.Join(*out, "table.md"), []byte(table))
+}
+
+// parseCell is the one run named TARGET/METHOD/seedK, as its folder under OUT.
+func parseCell(name string, iters int) ([]protocolCell, error) {
+	parts := strings.Split(name, "/")
+	bad := func(why string) error {
+		return fmt.Errorf("--cell %q: %s (want TARGET/METHOD/seedK, e.g. funnel/tb-expl-lp/seed2)", name, why)
+	}
+	if len(parts) != 3 || strings.Contains(name, ",") || parts[1] == "all" {
+		return nil, bad("not one target, one method and one seed")
+	}
+	seed, err := strconv.Atoi(strings.TrimPrefix(parts[2], "seed"))
+	if !strings.HasPrefix(parts[2], "seed") || err != nil || seed < 1 {
+		return nil, bad(fmt.Sprintf("%q is not seedK with K ≥ 1", parts[2]))
+	}
+	cells, err := protocolCells(parts[0], parts[1], seed, iters)
+	if err != nil {
+		return nil, bad(err.Error())
+	}
+	return cells[len(cells)-1:], nil // seeds 1..K: the last is seed K
+}
+
+// finished reports whether c's folder holds its evaluation at the table's iteration count
+// and sample count.
+func finished(c protocolCell, root string, samples int) bool {
+	ev, err := readCellEval(c.dir(root))
+	return err == nil && ev.Iter == c.Iters && ev.Samples == samples
+}
+
+// runCellsInWorkers trains the unfinished cells `jobs` at a time, each in a child
+// `osds protocol --cell` process whose output goes to the cell's protocol.log. Processes
+// rather than goroutines, because lavapipe's thread count (LP_NUM_THREADS) is fixed per
+// process: one dispatch of a small kernel keeps few threads busy, so on a CPU adapter two
+// single-threaded processes do more work than one with two threads (BENCHMARKS.md). No
+// cell starts after the deadline; running ones get the time left as their --time-limit.
+// The first failure stops new cells from starting, and is returned with its log's tail.
+func runCellsInWorkers(cells []protocolCell, root string, deadline time.Time, samples, iters, jobs int) (int, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("--jobs: finding this program to run its workers: %w", err)
+	}
+	env := os.Environ()
+	if os.Getenv("LP_NUM_THREADS") == "" {
+		env = append(env, "LP_NUM_THREADS="+strconv.Itoa(max(1, runtime.NumCPU()/jobs)))
+	}
+	var (
+		mu   sync.Mutex
+		done int
+		errs []error
+		wg   sync.WaitGroup
+	)
+	type job struct {
+		c    protocolCell
+		what string
+	}
+	next := make(chan job)
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				c := j.c
+				err := runCellProcess(self, env, c, j.what, root, deadline, samples, iters)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else if finished(c, root, samples) {
+					done++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for k, c := range cells {
+		if finished(c, root, samples) {
+			mu.Lock()
+			done++
+			mu.Unlock()
+			continue
+		}
+		mu.Lock()
+		failed := len(errs) > 0
+		mu.Unlock()
+		if failed || (!deadline.IsZero() && time.Until(deadline) <= 0) {
+			break
+		}
+		next <- job{c, fmt.Sprintf("run %d of %d, %s", k+1, len(cells), c)}
+	}
+	close(next)
+	wg.Wait()
+	return done, errors.Join(errs...)
+}
+
+// runCellProcess runs `osds protocol --cell` for c in a child process, its output
+// appended to the cell's protocol.log, and reports the evaluation when the run finished.
+func runCellProcess(self string, env []string, c protocolCell, what, root string, deadline time.Time, samples, iters int) error {
+	dir := c.dir(root)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	logPath := filepath.Join(dir, "protocol.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	name := strings.Join([]string{c.Target, c.Method.Slug, "seed" + strconv.Itoa(c.Seed)}, "/")
+	args := []string{"protocol", "--out", root, "--cell", name, "--samples", strconv.Itoa(samples)}
+	if iters > 0 {
+		args = append(args, "--iters", strconv.Itoa(iters))
+	}
+	if !deadline.IsZero() {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		args = append(args, "--time-limit", left.String())
+	}
+	fmt.Fprintf(os.Stderr, "protocol: %s: in a worker process (log: %s)\n", what, logPath)
+	cmd := exec.Command(self, args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: worker failed (%v); the end of %s:\n%s", c, err, logPath, logTail(logPath, 15))
+	}
+	if ev, err := readCellEval(dir); err == nil && finished(c, root, samples) {
+		fmt.Fprintf(os.Stderr, "protocol: %s: Δ %.4f, Δ^RW %.4f, W2 %.4f, EUBO %.4f\n", c, ev.Delta, ev.DeltaRW, ev.W2, ev.EUBO)
+	} else {
+		fmt.Fprintf(os.Stderr, "protocol: %s: stopped by the time limit with a checkpoint\n", c)
+	}
+	return nil
+}
+
+// logTail is the last n lines of a log file, progress lines redrawn with \r included.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(string(b), "\r", "\n"), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func methodSlugs() string {
@@ -201,7 +361,7 @@ func runCells(cells []protocolCell, root string, deadline time.Time, samples int
 	for k, c := range cells {
 		dir := c.dir(root)
 		ckpt := filepath.Join(dir, "checkpoint.safetensors")
-		if ev, err := readCellEval(dir); err == nil && ev.Iter == c.Iters && ev.Samples == samples {
+		if finished(c, root, samples) {
 			done++
 			continue
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +47,27 @@ func TestProtocolResumesAndTabulates(t *testing.T) {
 		t.Fatalf("eval.json %+v: want iteration 12, 500 samples, seed 1, method tb", a)
 	}
 
+	// Two worker processes, one seed each: the same evaluations as the in-process runs.
+	par := t.TempDir()
+	out = run("--out", par, "--seeds", "2", "--iters", "12", "--jobs", "2")
+	if !strings.Contains(out, "2 of 2 runs finished") || !strings.Contains(out, "in a worker process") {
+		t.Fatalf("--jobs 2: want both seeds finished by workers:\n%s", out)
+	}
+	for seed := 1; seed <= 2; seed++ {
+		if a, b := readSeedEval(t, straight, seed), readSeedEval(t, par, seed); a != b {
+			t.Fatalf("seed %d: the worker's run differs from the in-process one:\nin process %+v\nworker     %+v", seed, a, b)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(par, "gmm25", "tb", "seed2", "protocol.log")); err != nil {
+		t.Fatalf("the worker left no log: %v", err)
+	}
+	for _, bad := range []string{"gmm25/tb", "gmm25/all/seed1", "gmm25,funnel/tb/seed1", "gmm25/tb/seed0", "gmm25/tb/2", "gmm26/tb/seed1"} {
+		cmd := exec.Command(bin, "protocol", "--out", t.TempDir(), "--cell", bad)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "want TARGET/METHOD/seedK") {
+			t.Fatalf("--cell %s: want an error naming the form, got %v\n%s", bad, err, out)
+		}
+	}
+
 	late := t.TempDir()
 	out = run("--out", late, "--seeds", "1", "--iters", "12", "--time-limit", "1ns")
 	if !strings.Contains(out, "0 of 1 runs finished") || !strings.Contains(out, "| gmm25 | TB | 12 | 0 | – |") {
@@ -69,7 +91,12 @@ func TestProtocolResumesAndTabulates(t *testing.T) {
 
 func readEvalJSON(t *testing.T, root string) cellEval {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "gmm25", "tb", "seed1", "eval.json"))
+	return readSeedEval(t, root, 1)
+}
+
+func readSeedEval(t *testing.T, root string, seed int) cellEval {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "gmm25", "tb", fmt.Sprintf("seed%d", seed), "eval.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,8 +123,14 @@ func runTrain(args []string) error {
 			return fmt.Errorf("--constraint: %w", err)
 		}
 	} else {
+		// Resumed without --target, the checkpoint's target is the one (its configuration
+		// wins); a --target given explicitly must match it, checked below.
+		name := *target
+		if ck != nil && !fs.Changed("target") {
+			name = ck.Target
+		}
 		var err error
-		if tg, err = train.NewTarget(*target); err != nil {
+		if tg, err = train.NewTarget(name); err != nil {
 			return err
 		}
 	}

@@ -224,3 +224,24 @@ func TestPosteriorTrainSampleEval(t *testing.T) {
 	}
 	run("nonexistent.safetensors", "sample", filepath.Join(dir, "nonexistent.safetensors"))
 }
+
+// TestTrainResumeKeepsTheCheckpointsTarget: resuming without --target continues the
+// checkpoint's target (not the flag's default, gmm25), as `osds protocol` resumes its
+// runs; an explicit --target that differs is refused with both names.
+func TestTrainResumeKeepsTheCheckpointsTarget(t *testing.T) {
+	bin := buildOSDS(t)
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "checkpoint.safetensors")
+	small := []string{"--steps", "4", "--batch", "16", "--out", dir}
+	if out, err := exec.Command(bin, append([]string{"train", "--target", "funnel", "--iters", "2"}, small...)...).CombinedOutput(); err != nil {
+		t.Fatalf("train funnel: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, append([]string{"train", "--resume", ckpt, "--iters", "1"}, small...)...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "training funnel") || !strings.Contains(string(out), "iter      3/3") {
+		t.Fatalf("resume without --target: want funnel continued to iteration 3: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, append([]string{"train", "--resume", ckpt, "--iters", "1", "--target", "gmm25"}, small...)...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `was trained on "funnel", not --target "gmm25"`) {
+		t.Fatalf("resume with another --target: want a refusal naming both: %v\n%s", err, out)
+	}
+}
