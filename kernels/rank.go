@@ -20,19 +20,41 @@ const RankWeight = 0.01
 // within a factor 1 + 1/(2c) of 1/(c + r). out[i] is the row of the drawn rank (NaN
 // scores rank last; ties go to the lower row). shaders/rank.wgsl has the kernels.
 //
-// Cost: 1 + log₂P·(log₂P + 1)/2 dispatches of P/2 compare-swaps each (210 passes for
-// the published 600,000-row buffer) plus one draw. The order stays valid until the scores
-// change, so callers sort only then (SortOps) and draw from the same order every time
-// (DrawOps).
+// Only the filled rows are sorted: the sort covers the next power of two P ≥ filled
+// (the first P of the bitonic network's stages leave rows [0, P) sorted in the final
+// direction), so a replay buffer that is still filling is cheap to rank.
+//
+// Cost: 1 + log₂P·(log₂P + 1)/2 dispatches of P/2 compare-swaps each (210 passes once
+// the published 600,000-row buffer is full) plus one draw. The order stays valid until
+// the scores change, so callers sort only then (SortOps) and draw from the same order
+// every time (DrawOps).
 type RankSampler struct {
-	init, draw  *Op
-	passes      []*Op
+	draw        *Op
+	sorts       map[int]*rankSort // by P, built when Set first needs them
+	cur         int               // P of the filled rows last Set
 	keys, order *gpu.Buffer
+	bufs        []*gpu.Buffer
 	rows, pow2  int
 	n           int
 	k           float64
 	key         [2]uint32
+	lib         *Library
 	dev         *gpu.Device
+}
+
+// rankSort is the init and the bitonic passes that sort rows [0, P).
+type rankSort struct {
+	init   *Op
+	passes []*Op
+}
+
+// nextPow2 is the smallest power of two ≥ max(n, 2).
+func nextPow2(n int) int {
+	p := 2
+	for p < n {
+		p *= 2
+	}
+	return p
 }
 
 // NewRankSampler builds the sort and draw ops for out.Len() draws from the rows of
@@ -53,15 +75,12 @@ func (l *Library) NewRankSampler(out *IndexTensor, score *Tensor, k float64, see
 	if err := checkRandLen(name, out.Len()); err != nil {
 		return nil, err
 	}
-	pow2 := 2
-	for pow2 < rows {
-		pow2 *= 2
-	}
+	pow2 := nextPow2(rows)
 	if pow2 > math.MaxInt32 {
 		return nil, fmt.Errorf("%s: %d rows are too many to sort", name, rows)
 	}
 	d := l.Device()
-	s := &RankSampler{rows: rows, pow2: pow2, n: out.Len(), k: k, key: philoxKey(seed), dev: d}
+	s := &RankSampler{rows: rows, pow2: pow2, n: out.Len(), k: k, key: philoxKey(seed), lib: l, dev: d, sorts: map[int]*rankSort{}}
 	var err error
 	if s.keys, err = d.CreateBuffer("rank keys", uint64(4*pow2), gpu.StorageUsage); err != nil {
 		return nil, err
@@ -70,36 +89,53 @@ func (l *Library) NewRankSampler(out *IndexTensor, score *Tensor, k float64, see
 		s.Release()
 		return nil, err
 	}
-	bufs := []*gpu.Buffer{score.Buf, s.keys, s.order, out.Buf}
-	if s.init, err = l.build(opSpec{name: "rank_init", file: "rank.wgsl", entry: "rank_init", buffers: bufs,
-		params: s.params(rows, 0, 0, 0), grid: Grid1D(pow2, 64)}); err != nil {
-		s.Release()
-		return nil, err
-	}
-	for kk := 2; kk <= pow2; kk *= 2 {
-		for j := kk / 2; j >= 1; j /= 2 {
-			op, err := l.build(opSpec{name: fmt.Sprintf("rank_sort_pass %d/%d", kk, j), file: "rank.wgsl", entry: "rank_sort_pass", buffers: bufs,
-				params: s.params(rows, kk, j, 0), grid: Grid1D(pow2/2, 64)})
-			if err != nil {
-				s.Release()
-				return nil, err
-			}
-			s.passes = append(s.passes, op)
-		}
-	}
-	if s.draw, err = l.build(opSpec{name: "rank_draw", file: "rank.wgsl", entry: "rank_draw", buffers: bufs,
-		params: s.params(rows, 0, 0, 0), grid: Grid1D((s.n+3)/4, 64)}); err != nil {
+	s.bufs = []*gpu.Buffer{score.Buf, s.keys, s.order, out.Buf}
+	if s.draw, err = l.build(opSpec{name: "rank_draw", file: "rank.wgsl", entry: "rank_draw", buffers: s.bufs,
+		params: s.params(rows, pow2, 0, 0, 0), grid: Grid1D((s.n+3)/4, 64)}); err != nil {
 		s.Release()
 		return nil, err
 	}
 	return s, nil
 }
 
-// params is the uniform block of rank.wgsl for filled rows, bitonic pass (k, j) and
-// draw stream.
-func (s *RankSampler) params(filled, k, j int, stream uint32) Params {
+// sortFor returns the ops that sort rows [0, p), building them on first use.
+func (s *RankSampler) sortFor(p int) (*rankSort, error) {
+	if rs := s.sorts[p]; rs != nil {
+		return rs, nil
+	}
+	rs := &rankSort{}
+	var err error
+	if rs.init, err = s.lib.build(opSpec{name: "rank_init", file: "rank.wgsl", entry: "rank_init", buffers: s.bufs,
+		params: s.params(p, p, 0, 0, 0), grid: Grid1D(p, 64)}); err != nil {
+		return nil, err
+	}
+	for kk := 2; kk <= p; kk *= 2 {
+		for j := kk / 2; j >= 1; j /= 2 {
+			op, err := s.lib.build(opSpec{name: fmt.Sprintf("rank_sort_pass %d/%d", kk, j), file: "rank.wgsl", entry: "rank_sort_pass", buffers: s.bufs,
+				params: s.params(p, p, kk, j, 0), grid: Grid1D(p/2, 64)})
+			if err != nil {
+				rs.release()
+				return nil, err
+			}
+			rs.passes = append(rs.passes, op)
+		}
+	}
+	s.sorts[p] = rs
+	return rs, nil
+}
+
+func (rs *rankSort) release() {
+	rs.init.Release()
+	for _, op := range rs.passes {
+		op.Release()
+	}
+}
+
+// params is the uniform block of rank.wgsl for filled rows, a sort over rows [0, p),
+// bitonic pass (k, j) and draw stream.
+func (s *RankSampler) params(filled, p, k, j int, stream uint32) Params {
 	c := s.k * float64(filled)
-	return Params{filled, s.pow2, k, j, s.n, s.key[0], s.key[1], stream, uint32(0), float32(c), float32(math.Log2(1 + 1/s.k))}
+	return Params{filled, p, k, j, s.n, s.key[0], s.key[1], stream, uint32(0), float32(c), float32(math.Log2(1 + 1/s.k))}
 }
 
 // Set selects the rows [0, filled) to draw from and the Philox stream of the draws
@@ -108,36 +144,48 @@ func (s *RankSampler) Set(filled int, stream uint32) error {
 	if filled < 1 || filled > s.rows {
 		return fmt.Errorf("kernels: rank sampler: %d filled rows of %d", filled, s.rows)
 	}
-	if err := s.init.SetParams(s.dev, s.params(filled, 0, 0, stream)); err != nil {
+	p := nextPow2(filled)
+	rs, err := s.sortFor(p)
+	if err != nil {
 		return err
 	}
-	return s.draw.SetParams(s.dev, s.params(filled, 0, 0, stream))
+	if err := rs.init.SetParams(s.dev, s.params(filled, p, 0, 0, stream)); err != nil {
+		return err
+	}
+	s.cur = p
+	return s.draw.SetParams(s.dev, s.params(filled, p, 0, 0, stream))
 }
 
 // Ops are the sort and the draw, in order.
 func (s *RankSampler) Ops() []*Op { return append(s.SortOps(), s.draw) }
 
-// SortOps rank the filled rows by their current scores.
-func (s *RankSampler) SortOps() []*Op { return append([]*Op{s.init}, s.passes...) }
+// SortOps rank the filled rows (as last Set) by their current scores.
+func (s *RankSampler) SortOps() []*Op {
+	rs := s.sorts[s.cur]
+	if rs == nil {
+		panic("kernels: rank sampler: SortOps before Set")
+	}
+	return append([]*Op{rs.init}, rs.passes...)
+}
 
 // DrawOps draw from the order the last sort left (the scores and filled rows must not
 // have changed since).
 func (s *RankSampler) DrawOps() []*Op { return []*Op{s.draw} }
 
-// Order reads the sorted rows: element r is the row of rank r (rows ≥ filled last).
-func (s *RankSampler) Order() ([]uint32, error) { return s.order.ReadUint32(0, s.pow2) }
+// Order reads the sorted rows of the last sort: element r is the row of rank r, for the
+// next power of two ≥ filled ranks (rows ≥ filled last).
+func (s *RankSampler) Order() ([]uint32, error) { return s.order.ReadUint32(0, s.cur) }
 
 // Release frees the ops and the sort's scratch.
 func (s *RankSampler) Release() {
 	if s == nil {
 		return
 	}
-	s.init.Release()
 	s.draw.Release()
-	for _, op := range s.passes {
-		op.Release()
+	for _, rs := range s.sorts {
+		rs.release()
 	}
-	s.passes = nil
+	s.sorts = nil
 	s.keys.Release()
 	s.order.Release()
 }

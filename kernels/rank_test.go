@@ -161,3 +161,57 @@ func TestRankSamplerErrors(t *testing.T) {
 		}
 	}
 }
+
+// One sampler, as a filling replay buffer uses it: the filled count grows across powers of
+// two (and shrinks once) and the scores change between sorts. Each sort covers only the
+// next power of two ≥ filled and must rank those rows as the reference does.
+func TestRankSamplerSortsTheFilledPrefix(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	const rows = 5000
+	sc := mustTensor(t, l, "score", make([]float32, rows), rows)
+	out, err := NewIndexTensor(l.Device(), "drawn", 64, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Release()
+	s, err := l.NewRankSampler(out, sc, RankWeight, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	for _, filled := range []int{1, 3, 700, 5000, 129, 1024, 1025} {
+		score := randn(rng, rows, 2)
+		score[rng.IntN(rows)] = float32(math.NaN())
+		if err := sc.Write(score); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Set(filled, uint32(filled)); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Run(s.Ops()...); err != nil {
+			t.Fatal(err)
+		}
+		order, err := s.Order()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := nextPow2(filled); len(order) != p {
+			t.Fatalf("filled %d: the order has %d ranks, want the %d sorted", filled, len(order), p)
+		}
+		for r, row := range RefRankOrder(score, filled) {
+			if order[r] != row {
+				t.Fatalf("filled %d: rank %d is row %d, want row %d", filled, r, order[r], row)
+			}
+		}
+		drawn, err := out.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range drawn {
+			if int(row) >= filled {
+				t.Fatalf("filled %d: drew row %d", filled, row)
+			}
+		}
+	}
+}

@@ -3,13 +3,15 @@
 //
 // Bindings (group 0), shared by the three entries:
 //   0: score  array<f32>, N scores (rows ≥ filled are ignored), read
-//   1: keys   array<f32>, P = next power of two ≥ N, scratch: sorted scores
-//   2: order  array<u32>, P, written: order[r] = the row of rank r (rank 0 = highest score)
+//   1: keys   array<f32>, next power of two ≥ N, scratch: sorted scores (the first P used)
+//   2: order  array<u32>, as keys, written: order[r] = the row of rank r (rank 0 = highest
+//             score), r < P
 //   3: out    array<u32>, n drawn rows (entry rank_draw), written
 //   4: params uniform RankParams (below)
 // Every entry touches all five (phony reads `_ = x[0]` where it needs none), so one
 // bind group layout serves the three.
-// Params (uniform, in order): filled u32 (rows in use, 1..N), pow2 u32 (P), k u32 and
+// Params (uniform, in order): filled u32 (rows in use, 1..N), pow2 u32 (P: the sort covers
+//   rows [0, P), the next power of two ≥ filled), k u32 and
 //   j u32 (the bitonic stage and distance of a rank_sort_pass), n u32 (draws), seed_lo u32,
 //   seed_hi u32, stream u32, offset u32 (Philox counter words of rank_draw), c f32
 //   (= k_rank·filled), growth f32 (= log2(1 + 1/k_rank)).
@@ -20,7 +22,8 @@
 // The order: descending score, ties by ascending row; NaN scores and the rows ≥ filled
 // sort last (as −∞, by row). Bitonic sort: pass (k, j) compares elements i and i + j for
 // every i with bit j clear, in descending order where bit k of i is clear and ascending
-// where it is set; after all passes the P elements are in descending order.
+// where it is set; after all passes the P elements are in descending order. Rows
+// [filled, P) are ignored rows; the rows ≥ P are neither read nor written.
 //
 // The draw (Sendera et al. 2024, replay buffer): rank r of filled rows has weight
 // ∝ 1/(k_rank·filled + r). A uniform u becomes the continuous rank s = c·((1 + 1/k_rank)^u
