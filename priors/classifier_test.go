@@ -25,6 +25,18 @@ func testLib(t testing.TB) *kernels.Library {
 	return l
 }
 
+// centralDiff is (f(x + h·e_i) − f(x − h·e_i)) / 2h, the central difference of f in
+// coordinate i of x, where f reads x; x[i] is restored afterwards.
+func centralDiff(x []float64, i int, h float64, f func() float64) float64 {
+	v := x[i]
+	x[i] = v + h
+	up := f()
+	x[i] = v - h
+	down := f()
+	x[i] = v
+	return (up - down) / (2 * h)
+}
+
 func to64(xs []float32) []float64 {
 	out := make([]float64, len(xs))
 	for i, x := range xs {
@@ -147,14 +159,7 @@ func TestClassifierGradientsMatchFiniteDifferences(t *testing.T) {
 		}
 		for k := 0; k < 6; k++ {
 			j := rng.IntN(len(ps[i]))
-			const h = 1e-5
-			orig := ps[i][j]
-			ps[i][j] = orig + h
-			up := refClassifierLoss(c, ps, x64, labels, batch)
-			ps[i][j] = orig - h
-			down := refClassifierLoss(c, ps, x64, labels, batch)
-			ps[i][j] = orig
-			fd := (up - down) / (2 * h)
+			fd := centralDiff(ps[i], j, 1e-5, func() float64 { return refClassifierLoss(c, ps, x64, labels, batch) })
 			if math.Abs(float64(grad[j])-fd) > 2e-3*math.Max(1e-2, math.Abs(fd)) {
 				t.Errorf("%s[%d]: GPU gradient %.6g, finite differences %.6g", p.Name, j, grad[j], fd)
 			}

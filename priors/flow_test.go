@@ -484,14 +484,7 @@ func flowCheckTrainGradient(t *testing.T, l *kernels.Library, rng *rand.Rand, a 
 				gmax := 0.0
 				fds := make([]float64, len(ref))
 				for i := range ref {
-					v := ref[i]
-					const h = 1e-6
-					ref[i] = v + h
-					lp := loss()
-					ref[i] = v - h
-					lm := loss()
-					ref[i] = v
-					fds[i] = (lp - lm) / (2 * h)
+					fds[i] = centralDiff(ref, i, 1e-6, loss)
 					gmax = math.Max(gmax, math.Abs(fds[i]))
 				}
 				for i := range ref {
@@ -564,16 +557,7 @@ func TestFlowGeneratorVJP(t *testing.T) {
 		}
 		return s
 	}
-	fd := func(x []float64, i int) float64 {
-		v := x[i]
-		const h = 1e-6
-		x[i] = v + h
-		lp := L()
-		x[i] = v - h
-		lm := L()
-		x[i] = v
-		return (lp - lm) / (2 * h)
-	}
+	fd := func(x []float64, i int) float64 { return centralDiff(x, i, 1e-6, L) }
 	for b := 0; b < rows; b++ {
 		want := r.generate(z64[b*D : (b+1)*D])
 		for i := range want {

@@ -186,14 +186,7 @@ func checkParamGrads(t *testing.T, rng *rand.Rand, ps []*nn.Param, ref map[strin
 			if c > 0 {
 				i = rng.IntN(len(w))
 			}
-			old := w[i]
-			const h = 1e-6
-			w[i] = old + h
-			lp := loss()
-			w[i] = old - h
-			lm := loss()
-			w[i] = old
-			ganClose(t, "∂"+what+"/∂"+p.Name+"["+strconv.Itoa(i)+"]", grad[i], (lp-lm)/(2*h), scale, 2e-3)
+			ganClose(t, "∂"+what+"/∂"+p.Name+"["+strconv.Itoa(i)+"]", grad[i], centralDiff(w, i, 1e-6, loss), scale, 2e-3)
 		}
 	}
 }

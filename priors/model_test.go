@@ -192,14 +192,7 @@ func TestVAEGeneratorVJPMatchesFiniteDifferences(t *testing.T) {
 	for row := 0; row < batch; row++ {
 		zr := to64(zs[row*arch.Latent : (row+1)*arch.Latent])
 		for i := range zr {
-			const h = 1e-6
-			orig := zr[i]
-			zr[i] = orig + h
-			up := objective(row, zr)
-			zr[i] = orig - h
-			down := objective(row, zr)
-			zr[i] = orig
-			fd := (up - down) / (2 * h)
+			fd := centralDiff(zr, i, 1e-6, func() float64 { return objective(row, zr) })
 			got := float64(dz[row*arch.Latent+i])
 			if math.Abs(got-fd) > 1e-3*math.Max(1, math.Abs(fd)) {
 				t.Errorf("dz[%d,%d] = %.6g, finite differences %.6g", row, i, got, fd)
