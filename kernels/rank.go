@@ -39,7 +39,6 @@ type RankSampler struct {
 	k           float64
 	key         [2]uint32
 	lib         *Library
-	dev         *gpu.Device
 }
 
 // rankSort is the init and the bitonic passes that sort rows [0, P).
@@ -80,7 +79,7 @@ func (l *Library) NewRankSampler(out *IndexTensor, score *Tensor, k float64, see
 		return nil, fmt.Errorf("%s: %d rows are too many to sort", name, rows)
 	}
 	d := l.Device()
-	s := &RankSampler{rows: rows, pow2: pow2, n: out.Len(), k: k, key: philoxKey(seed), lib: l, dev: d, sorts: map[int]*rankSort{}}
+	s := &RankSampler{rows: rows, pow2: pow2, n: out.Len(), k: k, key: philoxKey(seed), lib: l, sorts: map[int]*rankSort{}}
 	var err error
 	if s.keys, err = d.CreateBuffer("rank keys", uint64(4*pow2), gpu.StorageUsage); err != nil {
 		return nil, err
@@ -149,11 +148,11 @@ func (s *RankSampler) Set(filled int, stream uint32) error {
 	if err != nil {
 		return err
 	}
-	if err := rs.init.SetParams(s.dev, s.params(filled, p, 0, 0, stream)); err != nil {
+	if err := rs.init.SetParams(s.lib.Device(), s.params(filled, p, 0, 0, stream)); err != nil {
 		return err
 	}
 	s.cur = p
-	return s.draw.SetParams(s.dev, s.params(filled, p, 0, 0, stream))
+	return s.draw.SetParams(s.lib.Device(), s.params(filled, p, 0, 0, stream))
 }
 
 // Ops are the sort and the draw, in order.

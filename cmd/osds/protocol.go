@@ -78,8 +78,13 @@ type protocolCell struct {
 	Iters  int // the goal: the method's published count, or --iters
 }
 
+// name is the cell as --cell takes it: TARGET/METHOD/seedK, its folder under OUT.
+func (c protocolCell) name() string {
+	return c.Target + "/" + c.Method.Slug + "/seed" + strconv.Itoa(c.Seed)
+}
+
 func (c protocolCell) dir(root string) string {
-	return filepath.Join(root, c.Target, c.Method.Slug, "seed"+strconv.Itoa(c.Seed))
+	return filepath.Join(root, filepath.FromSlash(c.name()))
 }
 
 func (c protocolCell) String() string {
@@ -130,13 +135,12 @@ func runProtocol(args []string) error {
 		if *timeLimit > 0 {
 			deadline = time.Now().Add(*timeLimit)
 		}
-		run := runCells
+		var done int
 		if *jobs > 1 {
-			run = func(cells []protocolCell, root string, deadline time.Time, samples int) (int, error) {
-				return runCellsInWorkers(cells, root, deadline, samples, *iters, *jobs)
-			}
+			done, err = runCellsInWorkers(cells, *out, deadline, *samples, *iters, *jobs)
+		} else {
+			done, err = runCells(cells, *out, deadline, *samples)
 		}
-		done, err := run(cells, *out, deadline, *samples)
 		if err != nil {
 			return err
 		}
@@ -177,10 +181,10 @@ func parseCell(name string, iters int) ([]protocolCell, error) {
 }
 
 // finished reports whether c's folder holds its evaluation at the table's iteration count
-// and sample count.
-func finished(c protocolCell, root string, samples int) bool {
+// and sample count, and returns it.
+func finished(c protocolCell, root string, samples int) (cellEval, bool) {
 	ev, err := readCellEval(c.dir(root))
-	return err == nil && ev.Iter == c.Iters && ev.Samples == samples
+	return ev, err == nil && ev.Iter == c.Iters && ev.Samples == samples
 }
 
 // runCellsInWorkers trains the unfinished cells `jobs` at a time, each in a child
@@ -216,11 +220,11 @@ func runCellsInWorkers(cells []protocolCell, root string, deadline time.Time, sa
 			defer wg.Done()
 			for j := range next {
 				c := j.c
-				err := runCellProcess(self, env, c, j.what, root, deadline, samples, iters)
+				ok, err := runCellProcess(self, env, c, j.what, root, deadline, samples, iters)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
-				} else if finished(c, root, samples) {
+				} else if ok {
 					done++
 				}
 				mu.Unlock()
@@ -228,7 +232,7 @@ func runCellsInWorkers(cells []protocolCell, root string, deadline time.Time, sa
 		}()
 	}
 	for k, c := range cells {
-		if finished(c, root, samples) {
+		if _, ok := finished(c, root, samples); ok {
 			mu.Lock()
 			done++
 			mu.Unlock()
@@ -248,27 +252,27 @@ func runCellsInWorkers(cells []protocolCell, root string, deadline time.Time, sa
 }
 
 // runCellProcess runs `osds protocol --cell` for c in a child process, its output
-// appended to the cell's protocol.log, and reports the evaluation when the run finished.
-func runCellProcess(self string, env []string, c protocolCell, what, root string, deadline time.Time, samples, iters int) error {
+// appended to the cell's protocol.log, and reports the evaluation when the run finished
+// (ok: it did).
+func runCellProcess(self string, env []string, c protocolCell, what, root string, deadline time.Time, samples, iters int) (ok bool, err error) {
 	dir := c.dir(root)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return false, err
 	}
 	logPath := filepath.Join(dir, "protocol.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer logf.Close()
-	name := strings.Join([]string{c.Target, c.Method.Slug, "seed" + strconv.Itoa(c.Seed)}, "/")
-	args := []string{"protocol", "--out", root, "--cell", name, "--samples", strconv.Itoa(samples)}
+	args := []string{"protocol", "--out", root, "--cell", c.name(), "--samples", strconv.Itoa(samples)}
 	if iters > 0 {
 		args = append(args, "--iters", strconv.Itoa(iters))
 	}
 	if !deadline.IsZero() {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil
+			return false, nil
 		}
 		args = append(args, "--time-limit", left.String())
 	}
@@ -276,14 +280,15 @@ func runCellProcess(self string, env []string, c protocolCell, what, root string
 	cmd := exec.Command(self, args...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: worker failed (%v); the end of %s:\n%s", c, err, logPath, logTail(logPath, 15))
+		return false, fmt.Errorf("%s: worker failed (%v); the end of %s:\n%s", c, err, logPath, logTail(logPath, 15))
 	}
-	if ev, err := readCellEval(dir); err == nil && finished(c, root, samples) {
+	ev, ok := finished(c, root, samples)
+	if ok {
 		fmt.Fprintf(os.Stderr, "protocol: %s: Δ %.4f, Δ^RW %.4f, W2 %.4f, EUBO %.4f\n", c, ev.Delta, ev.DeltaRW, ev.W2, ev.EUBO)
 	} else {
 		fmt.Fprintf(os.Stderr, "protocol: %s: stopped by the time limit with a checkpoint\n", c)
 	}
-	return nil
+	return ok, nil
 }
 
 // logTail is the last n lines of a log file, progress lines redrawn with \r included.
@@ -361,7 +366,7 @@ func runCells(cells []protocolCell, root string, deadline time.Time, samples int
 	for k, c := range cells {
 		dir := c.dir(root)
 		ckpt := filepath.Join(dir, "checkpoint.safetensors")
-		if finished(c, root, samples) {
+		if _, ok := finished(c, root, samples); ok {
 			done++
 			continue
 		}
