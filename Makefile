@@ -6,7 +6,7 @@ GOFLAGS_TEST ?= -count=1
 # packages are tested one at a time to keep timings and memory predictable.
 TEST_PARALLEL ?= 1
 
-.PHONY: setup build test demo bench clean
+.PHONY: setup build test demo bench bench-peer clean
 
 setup:
 	@bash scripts/setup.sh
@@ -36,6 +36,14 @@ endif
 
 bench: build
 	./bin/osds bench --json out/bench.jsonl
+
+# osds train against its eager PyTorch peer, bench/peer/peer.py (issue #17): alternating runs
+# at d = 2 (25GMM) and d = 32 (Manywell), PyTorch on 1 thread and on every core; it/s of each
+# and the ratio into out/bench-peer/table.md. Installs Debian's python3-torch (and OpenBLAS)
+# when missing; make test never needs them. Iterations: OSDS_ITERS, PEER_ITERS, ROUNDS (see
+# the script's header).
+bench-peer:
+	@bash scripts/bench-peer.sh
 
 clean:
 	rm -rf bin out

@@ -144,3 +144,74 @@ func RefLogPF(logpf, z0, z1, u []float64, d int, dt, sigma2 float64) []float64 {
 	}
 	return out
 }
+
+// BridgeTrajectoryOp is a BridgeTrajectory op with its current parameters.
+type BridgeTrajectoryOp struct {
+	*Op
+	B, D, Rows int
+	P          BridgeParams // Step is unused: the op walks every step
+	dev        *gpu.Device
+}
+
+// BridgeStepTable returns bridge_trajectory.wgsl's per-step constants [T] × (r_k,
+// sqrt(σ²·dt·r_k), −(d/2)·ln(2π·σ²·dt·r_k), 0), derived in float64 as BridgeParams does.
+func BridgeStepTable(steps, d int, sigma2 float64) []float32 {
+	out := make([]float32, 4*steps)
+	for k := 1; k < steps; k++ {
+		ps, _ := BridgeParams{Step: k, Steps: steps, Sigma2: sigma2}.params(1, d)
+		out[4*k], out[4*k+1], out[4*k+2] = ps[7].(float32), ps[8].(float32), ps[9].(float32)
+	}
+	return out
+}
+
+// BridgeTrajectory records a whole backward trajectory per row in one dispatch: from z_T
+// (row T·rows + b of the stack zs [(T+1)·rows, d]) down to z_0 = 0, each z_k drawn from
+// p_B(· | z_{k+1}) with exactly BridgeStep's noise, and logpb [B] += Σ_k log p_B. table is
+// BridgeStepTable(T, d, σ²) ([T, 4]).
+func (l *Library) BridgeTrajectory(zs, logpb, table *Tensor, b, rows int, p BridgeParams) (*BridgeTrajectoryOp, error) {
+	const name = "kernels: bridge trajectory"
+	d := zs.Cols()
+	T := p.Steps
+	switch {
+	case T < 1 || !(p.Sigma2 > 0) || math.IsInf(p.Sigma2, 0):
+		return nil, fmt.Errorf("%s: %d steps, σ² = %v (want ≥ 1 step and a positive finite σ²)", name, T, p.Sigma2)
+	case b < 1 || rows < b:
+		return nil, fmt.Errorf("%s: batch %d with a stack stride of %d rows (want 1 ≤ batch ≤ stride)", name, b, rows)
+	case zs.Len() != (T+1)*rows*d:
+		return nil, fmt.Errorf("%s: state stack %v, want [(T+1)·rows, d] = [%d, %d]", name, zs.Shape, (T+1)*rows, d)
+	case logpb.Len() != b || table.Len() != 4*T:
+		return nil, fmt.Errorf("%s: log p_B %v and step table %v, want [%d] and [%d, 4]", name, logpb.Shape, table.Shape, b, T)
+	case zs.Buf.Shares(logpb.Buf):
+		return nil, fmt.Errorf("%s: the state stack and log p_B share a buffer", name)
+	}
+	if err := philoxCheckBinding(l, name, "state stack", zs); err != nil {
+		return nil, err
+	}
+	op, err := l.build(opSpec{
+		name: "bridge trajectory", file: "bridge_trajectory.wgsl", entry: "main",
+		buffers: []*gpu.Buffer{zs.Buf, logpb.Buf, table.Buf},
+		params:  bridgeTrajectoryParams(b, d, rows, p),
+		grid:    Grid1D(b, 64),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &BridgeTrajectoryOp{Op: op, B: b, D: d, Rows: rows, P: p, dev: l.dev}, nil
+}
+
+func bridgeTrajectoryParams(b, d, rows int, p BridgeParams) Params {
+	key := philoxKey(p.Seed)
+	return Params{b, d, rows, p.Steps, p.Stream, key[0], key[1], (d + 3) / 4}
+}
+
+// Update rewrites the op's parameters (a new Stream per iteration).
+func (s *BridgeTrajectoryOp) Update(p BridgeParams) error {
+	if p.Steps != s.P.Steps || p.Sigma2 != s.P.Sigma2 {
+		return fmt.Errorf("kernels: bridge trajectory: built for %d steps and σ² = %v, updated to %d and %v", s.P.Steps, s.P.Sigma2, p.Steps, p.Sigma2)
+	}
+	if err := s.Op.SetParams(s.dev, bridgeTrajectoryParams(s.B, s.D, s.Rows, p)); err != nil {
+		return err
+	}
+	s.P = p
+	return nil
+}

@@ -83,13 +83,21 @@ func RefTBLoss(logpf, logpb, logr []float64, logz float64, obj Objective) ([]flo
 // TBDriftGrad records du = coef_b (z1 − z0 − u·dt)/σ², the loss gradient with respect to
 // one step's drift (all of z0, z1, u, du [B, d]; coef [B]).
 func (l *Library) TBDriftGrad(du, z0, z1, u, coef *Tensor, dt, sigma2 float64) (*Op, error) {
+	return l.TBDriftGradStack(du, z0, z1, u, coef, z0.Rows(), dt, sigma2)
+}
+
+// TBDriftGradStack is TBDriftGrad over stacks of steps: z0, z1, u and du are [S·stride, d]
+// (step s's row b at row s·stride + b) and coef [B], B ≤ stride; row s·stride + b gets
+// coef_b (z1 − z0 − u·dt)/σ², and the padding rows (b ≥ B) get 0. One dispatch forms the
+// drift gradients of every step.
+func (l *Library) TBDriftGradStack(du, z0, z1, u, coef *Tensor, stride int, dt, sigma2 float64) (*Op, error) {
 	for _, x := range []*Tensor{z1, u, du} {
 		if !sameShape(x.Shape, z0.Shape) {
 			return nil, fmt.Errorf("kernels: tb drift grad: %q is %v, want %v like z0", x.Label(), x.Shape, z0.Shape)
 		}
 	}
-	if coef.Len() != z0.Rows() {
-		return nil, fmt.Errorf("kernels: tb drift grad: coef has %d elements for %d samples", coef.Len(), z0.Rows())
+	if stride < coef.Len() || coef.Len() < 1 || z0.Rows()%stride != 0 {
+		return nil, fmt.Errorf("kernels: tb drift grad: coef has %d elements for stacks of %d rows with a stride of %d (want 1 ≤ elements ≤ stride, rows a multiple of the stride)", coef.Len(), z0.Rows(), stride)
 	}
 	if !(dt > 0) || !(sigma2 > 0) || math.IsInf(dt, 0) || math.IsInf(sigma2, 0) {
 		return nil, fmt.Errorf("kernels: tb drift grad: dt = %v and σ² = %v must be positive and finite", dt, sigma2)
@@ -97,7 +105,7 @@ func (l *Library) TBDriftGrad(du, z0, z1, u, coef *Tensor, dt, sigma2 float64) (
 	return l.build(opSpec{
 		name: "tb drift grad", file: "tb_drift_grad.wgsl", entry: "main",
 		buffers: []*gpu.Buffer{z0.Buf, z1.Buf, u.Buf, coef.Buf, du.Buf},
-		params:  Params{z0.Rows(), z0.Cols(), float32(dt), float32(sigma2)},
+		params:  Params{coef.Len(), z0.Cols(), float32(dt), float32(sigma2), stride, z0.Rows()},
 		grid:    Grid1D(z0.Len(), 256),
 	})
 }

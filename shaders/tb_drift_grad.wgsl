@@ -3,23 +3,27 @@
 //   ∂log p_F/∂u_j = (z_{k+1,j} − z_{k,j} − u_j dt) / σ²
 // and with coef_b = ∂L/∂log p_F(τ_b):
 //   du[b, j] = coef_b · (z1[b, j] − z0[b, j] − u[b, j]·dt) / σ²
+// over a stack of steps (row s·stride + b holds step s's sample b; rows with b ≥ B are
+// padding and get 0), or one step (stride = rows = B).
 // u is the clipped drift clip(v, ±DRIFT_CLIP) of the network's output v, so ∂L/∂v = du
 // inside the bound and 0 where |u| reached it: du is written as 0 there.
 //
 // Bindings (group 0):
-//   0: z0    array<f32>, [B, d], read (z_k)
-//   1: z1    array<f32>, [B, d], read (z_{k+1})
-//   2: u     array<f32>, [B, d], read (the drift the step used)
+//   0: z0    array<f32>, [rows, d], read (z_k)
+//   1: z1    array<f32>, [rows, d], read (z_{k+1})
+//   2: u     array<f32>, [rows, d], read (the drift the step used)
 //   3: coef  array<f32>, [B], read
-//   4: du    array<f32>, [B, d], written
-//   5: p     uniform { batch: u32, dim: u32, dt: f32, sigma2: f32 }
-// Dispatch: ceil(B·d / 256) workgroups of 256 along x (folded into y beyond 65535).
+//   4: du    array<f32>, [rows, d], written
+//   5: p     uniform { batch B: u32, dim: u32, dt: f32, sigma2: f32, stride, rows: u32 }
+// Dispatch: ceil(rows·d / 256) workgroups of 256 along x (folded into y beyond 65535).
 
 struct Params {
 	batch: u32,
 	dim: u32,
 	dt: f32,
 	sigma2: f32,
+	stride: u32,
+	rows: u32,
 }
 
 @group(0) @binding(0) var<storage, read> z0: array<f32>;
@@ -35,9 +39,13 @@ const DRIFT_CLIP: f32 = 1e4; // kernels.DriftClip
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
 	let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-	if (i >= p.batch * p.dim) {
+	if (i >= p.rows * p.dim) {
 		return;
 	}
-	let b = i / p.dim;
+	let b = (i / p.dim) % p.stride;
+	if (b >= p.batch) {
+		du[i] = 0.0;
+		return;
+	}
 	du[i] = select(0.0, coef[b] * (z1[i] - z0[i] - u[i] * p.dt) / p.sigma2, abs(u[i]) < DRIFT_CLIP);
 }

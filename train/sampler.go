@@ -54,6 +54,10 @@ type Config struct {
 	// With BothWays the batch must be a multiple of Classes (replay keeps each row's
 	// condition; see Trainer).
 	Classes int
+	// OpByOp runs the iteration op by op (a dispatch per layer per step: the reference
+	// implementation) instead of the fused iteration, which is the default wherever it
+	// applies (see Graph.FusedReason).
+	OpByOp bool
 }
 
 // LocalSearch configures MALA local search on replay-buffer samples: Steps MALA steps
@@ -359,6 +363,9 @@ type Graph struct {
 	sdeParams                                     kernels.SDEParams
 	fromData                                      bool // backward trajectories from Z[T]
 	owned                                         []*kernels.Tensor
+	// fg is the fused iteration's state (nil: op by op, for the reason opReason).
+	fg       *fusedGraph
+	opReason string
 	// rewards are the graph's reward call sites; their ops sit in stepOps and rewardOps
 	// but may be shared with other graphs, so only the rewards release them.
 	rewards []*Reward
@@ -426,7 +433,13 @@ func NewGraphWith(l *kernels.Library, net *Network, cfg Config, batch int, rewar
 	}
 	g := &Graph{net: net, lib: l, batch: batch, steps: cfg.Steps, dt: 1 / float64(cfg.Steps), sigma2: cfg.Sigma2, train: o.Train, fromData: o.Backward,
 		labels: append([]int(nil), o.Labels...), prior: o.Prior}
-	if err := g.build(cfg, reward); err != nil {
+	build := g.build
+	if why := fusedUnsupported(l, net, cfg, o.Prior); why != nil {
+		g.opReason = why.Error()
+	} else {
+		build = g.buildCatching(g.buildFused)
+	}
+	if err := build(cfg, reward); err != nil {
 		g.Release()
 		return nil, err
 	}
@@ -517,6 +530,25 @@ func (g *Graph) tensor(label string, shape ...int) *kernels.Tensor {
 // buildError carries an error out of the panicking helpers of build.
 type buildError struct{ err error }
 
+// buildCatching returns b with the buildErrors of must and the helpers returned as errors.
+func (g *Graph) buildCatching(b func(Config, RewardFunc) error) func(Config, RewardFunc) error {
+	return func(cfg Config, reward RewardFunc) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				be, ok := r.(buildError)
+				if !ok {
+					panic(r)
+				}
+				err = be.err
+			}
+		}()
+		return b(cfg, reward)
+	}
+}
+
+// sigma is σ, the square root of the diffusion coefficient.
+func (g *Graph) sigma() float64 { return math.Sqrt(g.sigma2) }
+
 func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -550,20 +582,9 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		return r.Ops
 	}
 
-	// Time embedding of every step at once: one [T, ·] chain instead of T tiny ones.
-	g.tgrid = g.tensor("t", T)
-	ts := make([]float32, T)
-	for k := range ts {
-		ts[k] = float32(float64(k) * g.dt)
-	}
-	if err := g.tgrid.Write(ts); err != nil {
+	if err := g.buildTimeEmbedding(); err != nil {
 		return err
 	}
-	g.feat, g.g1, g.ga, g.temb = g.tensor("time feat", T, 2*H), g.tensor("time g1", T, W), g.tensor("time ga", T, W), g.tensor("temb", T, W)
-	g.timeOps = append(g.timeOps,
-		op(l.Fourier(g.feat, g.tgrid, n.Freq, n.Phase.Value)),
-		op(n.T1.ForwardKeep(l, g.ga, g.g1, g.feat, kernels.GELU)),
-		op(n.T2.Forward(l, g.temb, g.ga, kernels.Identity)))
 	lp := n.LPhase != nil
 	if lp {
 		g.lfeat, g.scale = g.tensor("langevin feat", T, 2*H), g.tensor("langevin scale", T, 1)
@@ -630,16 +651,8 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 		}
 	}
 	if p := g.prior; p != nil {
-		pW, pH := p.Width, p.Harmonics
-		g.pfeat, g.pg1, g.pga, g.ptemb = g.tensor("prior time feat", T, 2*pH), g.tensor("prior time g1", T, pW), g.tensor("prior time ga", T, pW), g.tensor("prior temb", T, pW)
-		g.priorTimeOps = append(g.priorTimeOps,
-			op(l.Fourier(g.pfeat, g.tgrid, p.Freq, p.Phase.Value)),
-			op(p.T1.Forward(l, g.pg1, g.pfeat, kernels.Identity)),
-			op(l.Activate(g.pga, g.pg1, kernels.GELU)),
-			op(p.T2.Forward(l, g.ptemb, g.pga, kernels.Identity)))
-		// The prior is unconditional: its state bias folds like the network's (see stateLayer).
-		g.psbias = g.tensor("prior state bias", T, pW)
-		g.priorTimeOps = append(g.priorTimeOps, op(l.AddRow(g.psbias, g.ptemb, p.S.B.Value, 0)))
+		pW := p.Width
+		g.buildPriorTime()
 		g.pa0 = g.tensor("prior a0", B, pW)
 		g.pa1, g.pa2, g.pu = g.tensor("prior a1", B, pW), g.tensor("prior a2", B, pW), g.tensor("prior u", B, d)
 		g.LogRef = g.tensor("logpf prior", B)
@@ -756,13 +769,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 
 	// Loss and backward. States are detached (TB is off-policy), so the gradient reaches
 	// each step's drift only through log p_F; steps are independent given the states.
-	g.coef, g.Stats = g.tensor("coef", B), g.tensor("stats", 4)
-	if n.Classes > 0 {
-		// ∂L/∂log Z goes straight into log Z's gradient (one entry per condition).
-		g.lossOps = append(g.lossOps, op(l.CondTBLoss(g.coef, n.LogZ.Grad, g.Stats, g.LogPF, g.LogRef, g.LogR, n.LogZ.Value, g.lab, cfg.lossMode())))
-	} else {
-		g.lossOps = append(g.lossOps, op(l.TBLoss(g.coef, g.Stats, g.LogPF, g.LogRef, g.LogR, n.LogZ.Value, cfg.lossMode())))
-	}
+	g.buildLoss(cfg)
 	// The gradients of each layer's output at every step, stacked like the inputs.
 	g.DU, g.du = g.stepStack("du", d)
 	g.DH2, g.dh2 = g.stepStack("dh2", W)
@@ -772,12 +779,6 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	if lp {
 		g.dscale = g.tensor("dscale", T, 1)
 	}
-	g.dtemb = g.tensor("dtemb", T, W)
-	var err2 error
-	if g.onesT, err2 = nn.Ones(l.Device(), T); err2 != nil {
-		return err2
-	}
-	g.owned = append(g.owned, g.onesT)
 	for k := 0; k < T; k++ {
 		g.backOps = append(g.backOps, op(l.TBDriftGrad(g.du[k], g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
 		// Each layer's input gradient goes through the GELU before it in the same
@@ -817,10 +818,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	g.backOps = append(g.backOps, ops(n.L3.ParamGrads(l, g.DU, g.A2))...)
 	g.backOps = append(g.backOps, ops(n.L2.ParamGrads(l, g.DH2, g.A1))...)
 	g.backOps = append(g.backOps, ops(n.L1.ParamGrads(l, g.DH1, g.A0))...)
-	g.dg1, g.dfeat = g.tensor("dg1", T, W), g.tensor("dfeat", T, 2*H)
-	g.backOps = append(g.backOps, ops(n.T2.BackwardThrough(l, g.dg1, g.dtemb, g.ga, g.g1, g.onesT, kernels.GELU))...)
-	g.backOps = append(g.backOps, ops(n.T1.Backward(l, g.dfeat, g.dg1, g.feat, g.onesT))...)
-	g.backOps = append(g.backOps, op(l.FourierPhaseGrad(n.Phase.Grad, g.dfeat, g.tgrid, n.Freq, n.Phase.Value)))
+	g.buildTimeBackward()
 	if lp {
 		g.dm3, g.dm2, g.dm1 = g.tensor("ldm3", T, W), g.tensor("ldm2", T, W), g.tensor("ldm1", T, W)
 		g.dlfeat = g.tensor("langevin dfeat", T, 2*H)
@@ -833,9 +831,82 @@ func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
 	return nil
 }
 
+// must panics with a buildError when e is not nil (build's helpers), else returns o.
+func must[T any](o T, e error) T {
+	if e != nil {
+		panic(buildError{e})
+	}
+	return o
+}
+
+// buildTimeEmbedding builds the time embedding of every step at once (one [T, ·] chain
+// instead of T tiny ones): t, the Fourier features, temb = L_t2(GELU(L_t1(feat))).
+func (g *Graph) buildTimeEmbedding() error {
+	l, n, T := g.lib, g.net, g.steps
+	g.tgrid = g.tensor("t", T)
+	ts := make([]float32, T)
+	for k := range ts {
+		ts[k] = float32(float64(k) * g.dt)
+	}
+	if err := g.tgrid.Write(ts); err != nil {
+		return err
+	}
+	W, H := n.Width, n.Harmonics
+	g.feat, g.g1, g.ga, g.temb = g.tensor("time feat", T, 2*H), g.tensor("time g1", T, W), g.tensor("time ga", T, W), g.tensor("temb", T, W)
+	g.timeOps = append(g.timeOps,
+		must(l.Fourier(g.feat, g.tgrid, n.Freq, n.Phase.Value)),
+		must(n.T1.ForwardKeep(l, g.ga, g.g1, g.feat, kernels.GELU)),
+		must(n.T2.Forward(l, g.temb, g.ga, kernels.Identity)))
+	return nil
+}
+
+// buildPriorTime builds the relative-TB prior's time embedding and its folded state bias
+// psbias = temb_prior + b_S (the prior is unconditional).
+func (g *Graph) buildPriorTime() {
+	l, p, T := g.lib, g.prior, g.steps
+	pW, pH := p.Width, p.Harmonics
+	g.pfeat, g.pg1, g.pga, g.ptemb = g.tensor("prior time feat", T, 2*pH), g.tensor("prior time g1", T, pW), g.tensor("prior time ga", T, pW), g.tensor("prior temb", T, pW)
+	g.psbias = g.tensor("prior state bias", T, pW)
+	g.priorTimeOps = append(g.priorTimeOps,
+		must(l.Fourier(g.pfeat, g.tgrid, p.Freq, p.Phase.Value)),
+		must(p.T1.Forward(l, g.pg1, g.pfeat, kernels.Identity)),
+		must(l.Activate(g.pga, g.pg1, kernels.GELU)),
+		must(p.T2.Forward(l, g.ptemb, g.pga, kernels.Identity)),
+		must(l.AddRow(g.psbias, g.ptemb, p.S.B.Value, 0)))
+}
+
+// buildLoss builds the loss over the batch: per-row coefficients ∂L/∂log p_F and the
+// statistics (loss, ∂L/∂log Z, …); an amortised network's loss writes log Z's gradient.
+func (g *Graph) buildLoss(cfg Config) {
+	l, n, B := g.lib, g.net, g.batch
+	g.coef, g.Stats = g.tensor("coef", B), g.tensor("stats", 4)
+	if n.Classes > 0 {
+		// ∂L/∂log Z goes straight into log Z's gradient (one entry per condition).
+		g.lossOps = append(g.lossOps, must(l.CondTBLoss(g.coef, n.LogZ.Grad, g.Stats, g.LogPF, g.LogRef, g.LogR, n.LogZ.Value, g.lab, cfg.lossMode())))
+	} else {
+		g.lossOps = append(g.lossOps, must(l.TBLoss(g.coef, g.Stats, g.LogPF, g.LogRef, g.LogR, n.LogZ.Value, cfg.lossMode())))
+	}
+	g.dtemb = g.tensor("dtemb", g.steps, n.Width)
+	g.onesT = must(nn.Ones(l.Device(), g.steps))
+	g.owned = append(g.owned, g.onesT)
+}
+
+// buildTimeBackward builds the time embedding's backward pass from dtemb (row k = ∂L/∂temb_k)
+// into L_t2, L_t1 and the phase.
+func (g *Graph) buildTimeBackward() {
+	l, n := g.lib, g.net
+	g.dg1, g.dfeat = g.tensor("dg1", g.steps, n.Width), g.tensor("dfeat", g.steps, 2*n.Harmonics)
+	g.backOps = append(g.backOps, must(n.T2.BackwardThrough(l, g.dg1, g.dtemb, g.ga, g.g1, g.onesT, kernels.GELU))...)
+	g.backOps = append(g.backOps, must(n.T1.Backward(l, g.dfeat, g.dg1, g.feat, g.onesT))...)
+	g.backOps = append(g.backOps, must(l.FourierPhaseGrad(n.Phase.Grad, g.dfeat, g.tgrid, n.Freq, n.Phase.Value)))
+}
+
 // SetNoise sets the Philox stream (fresh noise per iteration) and the exploration std of
 // every step.
 func (g *Graph) SetNoise(stream uint32, explore float64) error {
+	if g.fg != nil {
+		return g.setFusedNoise(stream, explore)
+	}
 	for _, s := range g.sde {
 		p := s.P
 		p.Stream, p.SigmaExplore = stream, explore
@@ -864,6 +935,7 @@ func (g *Graph) RecordForward(r *kernels.Recorder) {
 	}
 	r.Record(g.timeOps...)
 	r.Record(g.priorTimeOps...)
+	g.recordPacks(r)
 	r.Record(g.stepOps...)
 	r.Record(g.rewardOps...)
 }

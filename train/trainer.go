@@ -207,6 +207,14 @@ func (t *Trainer) init() error {
 	return nil
 }
 
+// IterationPath says how the training iterations run: "fused", or "op by op" and why.
+func (t *Trainer) IterationPath() string {
+	if t.graph.Fused() {
+		return "fused"
+	}
+	return "op by op: " + t.graph.FusedReason()
+}
+
 // Terminal is the device tensor [Batch, d] that holds the latest training batch's
 // terminal states z_T (the viewer draws it without a readback).
 func (t *Trainer) Terminal() *kernels.Tensor { return t.graph.Z[t.Cfg.Steps] }

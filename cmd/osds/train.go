@@ -87,6 +87,7 @@ func runTrain(args []string) error {
 	resume := fs.String("resume", "", "continue from this checkpoint (its configuration wins)")
 	timeLimit := fs.Duration("time-limit", 0, "stop after this much wall time (e.g. 2h), with a checkpoint to --resume from (0: no limit)")
 	view := fs.Bool("view", false, "show the samples live in a window while training (closing it does not stop training)")
+	opByOp := fs.Bool("op-by-op", false, "run each iteration op by op (a dispatch per layer per step: the reference the fused iteration is tested against) instead of fused")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -210,6 +211,7 @@ func runTrain(args []string) error {
 		}
 		cfg = ck.Cfg
 	}
+	cfg.OpByOp = *opByOp // how the iterations run is this run's choice, not the checkpoint's
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -324,8 +326,8 @@ func runTrain(args []string) error {
 	if cfg.Objective == kernels.RTB {
 		what += " by relative TB from the prior sampler " + meta["rtb.from"]
 	}
-	fmt.Fprintf(os.Stderr, "training %s (d=%d) on %s: %d iterations, batch %d, T=%d, σ²=%g, %s\n",
-		what, dim, d.AdapterInfo().Device, *iters, cfg.Batch, cfg.Steps, cfg.Sigma2, cfg.Objective)
+	fmt.Fprintf(os.Stderr, "training %s (d=%d) on %s: %d iterations, batch %d, T=%d, σ²=%g, %s\niteration: %s\n",
+		what, dim, d.AdapterInfo().Device, *iters, cfg.Batch, cfg.Steps, cfg.Sigma2, cfg.Objective, tr.IterationPath())
 	start := time.Now()
 	first := tr.Iter()
 	end := first + *iters

@@ -1,0 +1,183 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// TestRolloutMatchesReference runs the fused rollout against RefRollout (float64, the
+// Go Philox noise) on awkward sizes (d = 1, 3, 32; batch 1, 7, 301; T = 1, 2, 100), for
+// sampling and for given states, with and without the saved activations, conditions and
+// exploration, and with one or two column groups per invocation. Outputs are poisoned
+// first; the accumulators start from random values (the kernel adds to them).
+func TestRolloutMatchesReference(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	cases := []struct {
+		d, b, T, w, classes, wg int
+		mode                      RolloutMode
+		save                      bool
+		explore                   float64
+	}{
+		{d: 1, b: 1, T: 1, w: 4, mode: RolloutSample, save: true},
+		{d: 2, b: 301, T: 100, w: 16, mode: RolloutSample},
+		{d: 32, b: 7, T: 100, w: 12, mode: RolloutSample, save: true},
+		{d: 32, b: 301, T: 2, w: 8, mode: RolloutGiven, classes: 4, save: true},
+		{d: 3, b: 9, T: 3, w: 8, mode: RolloutSample, classes: 3, save: true, explore: 0.4},
+		{d: 2, b: 7, T: 2, w: 64, mode: RolloutSample, save: true, wg: 4}, // two column groups per invocation
+	}
+	for _, c := range cases {
+		name := fmt.Sprintf("d%d_b%d_T%d_w%d_mode%d_save%v_cond%d_wg%d", c.d, c.b, c.T, c.w, c.mode, c.save, c.classes, c.wg)
+		t.Run(name, func(t *testing.T) {
+			rolloutForceInvocations = c.wg
+			defer func() { rolloutForceInvocations = 0 }()
+			lay := NewRolloutLayout(c.d, c.w, c.T, c.classes)
+			ref := RefRolloutNet{
+				WS: to64(randn(rng, c.d*c.w, 1)), SBias: to64(randn(rng, c.T*c.w, 0.5)),
+				W1: to64(randn(rng, c.w*c.w, 0.5)), B1: to64(randn(rng, c.w, 0.3)),
+				W2: to64(randn(rng, c.w*c.w, 0.5)), B2: to64(randn(rng, c.w, 0.3)),
+				W3: to64(randn(rng, c.w*c.d, 0.5)), B3: to64(randn(rng, c.d, 0.3)),
+				Emb: to64(randn(rng, c.classes*c.w, 0.5)),
+			}
+			pack := make([]float32, lay.Len)
+			for _, part := range []struct {
+				at int
+				xs []float64
+			}{{lay.WS, ref.WS}, {lay.SBias, ref.SBias}, {lay.W1, ref.W1}, {lay.B1, ref.B1}, {lay.W2, ref.W2}, {lay.B2, ref.B2}, {lay.W3, ref.W3}, {lay.B3, ref.B3}, {lay.Emb, ref.Emb}} {
+				for i, v := range part.xs {
+					pack[part.at+i] = float32(v)
+				}
+			}
+			sigma2 := 0.5 + 2*rng.Float64()
+			p := RolloutParams{Steps: c.T, Sigma: sqrt(sigma2), SigmaExplore: c.explore, Seed: rng.Uint64(), Stream: rng.Uint32(), K0: 0, K1: c.T}
+			// The kernel's stacks use the stride b (no padding) so that the reference's
+			// layout is the same; the trainer's padded strides are covered by train's tests.
+			z := make([]float64, (c.T+1)*c.b*c.d)
+			if c.mode == RolloutGiven {
+				for i, v := range randn(rng, len(z), 1.5) {
+					z[i] = float64(v)
+				}
+			}
+			zs := mustTensor(t, l, "z", f32(z), (c.T+1)*c.b, c.d)
+			if c.mode == RolloutSample {
+				if err := zs.Poison(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pf0, pb0 := randn(rng, c.b, 5), randn(rng, c.b, 5)
+			bufs := RolloutBuffers{
+				Net: mustTensor(t, l, "pack", pack, lay.Len), Steps: mustTensor(t, l, "steps", RolloutStepTable(c.T, c.d, sigma2), c.T, 4),
+				Z: zs, U: poisoned(t, l, "u", c.T*c.b, c.d), LogPF: mustTensor(t, l, "log p_F", pf0, c.b),
+			}
+			if c.save {
+				bufs.Save = poisoned(t, l, "save", 6*c.T*c.b, c.w)
+			}
+			if c.mode == RolloutSample {
+				bufs.LogPB = mustTensor(t, l, "log p_B", pb0, c.b)
+			}
+			var labels []uint32
+			if c.classes > 0 {
+				labels = make([]uint32, c.b)
+				for i := range labels {
+					labels[i] = uint32(rng.IntN(c.classes))
+				}
+				idx, err := IndexFromSlice(l.Device(), "labels", labels, c.classes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer idx.Release()
+				bufs.Labels = idx
+			}
+			op, err := l.Rollout(lay, c.b, c.b, c.mode, bufs, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer op.Release()
+			if err := l.Run(op.Op); err != nil {
+				t.Fatal(err)
+			}
+			wantPF, wantPB := to64(pf0), to64(pb0)
+			wantU, wantSave := RefRollout(ref, lay, c.b, labels, c.mode, p, z, wantPF, wantPB)
+			// One step is exact to f32 rounding of its dot products (1e-4 relative); over a
+			// 100-step trajectory those roundings feed back through the states and grow.
+			tol := 1e-4
+			if c.T > 3 {
+				tol = 1e-3
+			}
+			assertClose(t, "states", readT(t, zs), z, tol)
+			assertClose(t, "drifts", readT(t, bufs.U), wantU, tol)
+			assertClose(t, "log p_F", readT(t, bufs.LogPF), wantPF, tol)
+			if c.mode == RolloutSample {
+				assertClose(t, "log p_B", readT(t, bufs.LogPB), wantPB, tol)
+			}
+			if c.save {
+				got := readT(t, bufs.Save)
+				n := c.T * c.b * c.w
+				for i, name := range []string{"h0", "a0", "h1", "a1", "h2", "a2"} {
+					assertClose(t, name, got[i*n:(i+1)*n], wantSave[i], tol)
+				}
+			}
+		})
+	}
+}
+
+// TestBridgeTrajectoryMatchesSteps checks the one-dispatch backward trajectory against
+// RefBridgeStep applied step by step with BridgeStep's noise, on awkward sizes, padded
+// stack strides included (padding rows must stay untouched).
+func TestBridgeTrajectoryMatchesSteps(t *testing.T) {
+	l := testLib(t)
+	rng := testRNG(t)
+	for _, c := range []struct{ b, rows, d, T int }{{1, 1, 1, 1}, {7, 9, 3, 2}, {301, 301, 2, 100}, {7, 8, 32, 5}} {
+		t.Run(fmt.Sprintf("b%d_rows%d_d%d_T%d", c.b, c.rows, c.d, c.T), func(t *testing.T) {
+			sigma2 := 0.5 + 3*rng.Float64()
+			p := BridgeParams{Steps: c.T, Sigma2: sigma2, Seed: rng.Uint64(), Stream: rng.Uint32()}
+			zT := to64(randn(rng, c.b*c.d, 2))
+			zs := poisoned(t, l, "z", (c.T+1)*c.rows, c.d)
+			init := readT(t, zs)
+			for i, v := range zT {
+				init[(c.T*c.rows)*c.d+i] = float32(v)
+			}
+			if err := zs.Write(init); err != nil {
+				t.Fatal(err)
+			}
+			pb0 := randn(rng, c.b, 5)
+			pb := mustTensor(t, l, "log p_B", pb0, c.b)
+			table := mustTensor(t, l, "table", BridgeStepTable(c.T, c.d, sigma2), c.T, 4)
+			op, err := l.BridgeTrajectory(zs, pb, table, c.b, c.rows, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer op.Release()
+			if err := l.Run(op.Op); err != nil {
+				t.Fatal(err)
+			}
+			got := readT(t, zs)
+			want := to64(pb0)
+			next := zT
+			for k := c.T - 1; k >= 0; k-- {
+				q := p
+				q.Step = k
+				cur := RefBridgeStep(next, RefBridgeNoise(c.b, c.d, q), c.b, c.d, q, want)
+				assertClose(t, fmt.Sprintf("z_%d", k), got[k*c.rows*c.d:(k*c.rows+c.b)*c.d], cur, 1e-4)
+				for i := (k*c.rows + c.b) * c.d; i < (k+1)*c.rows*c.d; i++ {
+					if got[i] == got[i] { // padding rows keep their poison (NaN)
+						t.Fatalf("padding element %d of step %d was written: %v", i, k, got[i])
+					}
+				}
+				next = cur
+			}
+			assertClose(t, "log p_B", readT(t, pb), want, 1e-4)
+		})
+	}
+}
+
+func f32(xs []float64) []float32 {
+	out := make([]float32, len(xs))
+	for i, v := range xs {
+		out[i] = float32(v)
+	}
+	return out
+}
+
+func sqrt(x float64) float64 { return math.Sqrt(x) }
