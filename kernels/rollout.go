@@ -12,7 +12,7 @@ import (
 // sbias [T, W], W_1, b_1, W_2, b_2, W_3 [W, D], b_3 [D] and the condition embedding
 // E [Classes, W], each rounded up to a multiple of 4 floats (vec4 loads).
 type RolloutLayout struct {
-	D, W, T, Classes int
+	D, W, T, Classes                            int
 	WS, SBias, W1, B1, W2, B2, W3, B3, Emb, Len int
 }
 

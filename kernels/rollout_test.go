@@ -16,9 +16,9 @@ func TestRolloutMatchesReference(t *testing.T) {
 	rng := testRNG(t)
 	cases := []struct {
 		d, b, T, w, classes, wg int
-		mode                      RolloutMode
-		save                      bool
-		explore                   float64
+		mode                    RolloutMode
+		save                    bool
+		explore                 float64
 	}{
 		{d: 1, b: 1, T: 1, w: 4, mode: RolloutSample, save: true},
 		{d: 2, b: 301, T: 100, w: 16, mode: RolloutSample},
