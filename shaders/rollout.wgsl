@@ -288,24 +288,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 		workgroupBarrier();
 		emit2(hidden(ROWS * WV, c, P.o_w2, P.o_b2), c, 2u, k, row0, 0u);
 		workgroupBarrier();
-		// Output layer: u = clip(a2·W_3 + b_3), one (row, coordinate) per invocation at a time.
-		for (var i = c; i < ROWS * D; i += WG) {
-			let r = i / D;
-			let j = i % D;
-			var v = 0.0;
+		// Output layer: u = clip(a2·W_3 + b_3), one output coordinate j of all 8 rows per
+		// invocation at a time, so that each weight load serves the 8 rows.
+		for (var j = c; j < D; j += WG) {
+			var lo = vec4<f32>(0.0); // rows 0..3
+			var hi = vec4<f32>(0.0); // rows 4..7
 			for (var kv = 0u; kv < WV; kv++) {
-				let a = act[r * WV + kv];
+				let x = rows_in(0u, kv);
 				let o = P.o_w3 + 4u * kv * D + j;
-				v = fma(a.x, netf(o), v);
-				v = fma(a.y, netf(o + D), v);
-				v = fma(a.z, netf(o + 2u * D), v);
-				v = fma(a.w, netf(o + 3u * D), v);
+				let w = vec4<f32>(netf(o), netf(o + D), netf(o + 2u * D), netf(o + 3u * D));
+				lo += vec4<f32>(dot(x.r0, w), dot(x.r1, w), dot(x.r2, w), dot(x.r3, w));
+				hi += vec4<f32>(dot(x.r4, w), dot(x.r5, w), dot(x.r6, w), dot(x.r7, w));
 			}
-			let u = clamp(v + netf(P.o_b3 + j), -CLIP_BOUND, CLIP_BOUND);
-			ush[i] = u;
-			let b = row0 + r;
-			if (b < P.B) {
-				us[(k * P.rows + b) * D + j] = u;
+			let b3 = netf(P.o_b3 + j);
+			let u_lo = clamp(lo + b3, vec4<f32>(-CLIP_BOUND), vec4<f32>(CLIP_BOUND));
+			let u_hi = clamp(hi + b3, vec4<f32>(-CLIP_BOUND), vec4<f32>(CLIP_BOUND));
+			for (var r = 0u; r < ROWS; r++) {
+				let u = select(u_lo[r & 3u], u_hi[r & 3u], r >= 4u);
+				ush[r * D + j] = u;
+				let b = row0 + r;
+				if (b < P.B) {
+					us[(k * P.rows + b) * D + j] = u;
+				}
 			}
 		}
 		workgroupBarrier();
