@@ -46,16 +46,10 @@ enable subgroups;
 
 //!include matmul_common.wgsl
 //!include activations.wgsl
+//!include acc8.wgsl
 
 const WG: u32 = 16u;      // invocations per workgroup, side by side along the columns
 const ROWS: u32 = 32u;    // rows of C per workgroup: four broadcast groups of 8
-
-// 8 rows × 4 columns of accumulators, named so that they stay registers (an array indexed in
-// a loop may become memory).
-struct Acc8 {
-	r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>,
-	r4: vec4<f32>, r5: vec4<f32>, r6: vec4<f32>, r7: vec4<f32>,
-}
 
 // g plus one rank-1 term: row r gains op(A)[row r, k] · bv, where lane r of the subgroup holds
 // op(A)[row r, k] in av and bv is op(B)[k, this invocation's 4 columns]. Must run in uniform
@@ -70,21 +64,6 @@ fn rank1(g: Acc8, av: f32, bv: vec4<f32>) -> Acc8 {
 		fma(vec4<f32>(subgroupBroadcast(av, 5u)), bv, g.r5),
 		fma(vec4<f32>(subgroupBroadcast(av, 6u)), bv, g.r6),
 		fma(vec4<f32>(subgroupBroadcast(av, 7u)), bv, g.r7));
-}
-
-// Row r < 8 of g, by a chain of selects, for the epilogue's loop: indexing a local array with
-// the loop variable instead made lavapipe's compile take 7 s instead of 0.6, and 32 inlined
-// copies of the epilogue twice as long.
-fn row_of(g: Acc8, r: u32) -> vec4<f32> {
-	var v = g.r0;
-	v = select(v, g.r1, r == 1u);
-	v = select(v, g.r2, r == 2u);
-	v = select(v, g.r3, r == 3u);
-	v = select(v, g.r4, r == 4u);
-	v = select(v, g.r5, r == 5u);
-	v = select(v, g.r6, r == 6u);
-	v = select(v, g.r7, r == 7u);
-	return v;
 }
 
 @compute @workgroup_size(WG)

@@ -49,6 +49,7 @@
 //
 //!include philox.wgsl
 //!include activations.wgsl
+//!include acc8.wgsl
 
 override W: u32 = 64u;
 override D: u32 = 2u;
@@ -102,12 +103,7 @@ var<workgroup> ush: array<f32, ROWS * D>;        // u_k
 var<workgroup> part: array<vec2<f32>, ROWS * NB>; // per-block sums of squares
 var<workgroup> lp: array<vec2<f32>, ROWS>;        // Σ_k log p_F, Σ_k log p_B
 
-// Acc8 is one vec4 column group of 8 rows, named so that it stays in registers (an array
-// indexed in a loop may become memory on lavapipe). An invocation holds NCG ≤ 2 of them.
-struct Acc8 {
-	r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>,
-	r4: vec4<f32>, r5: vec4<f32>, r6: vec4<f32>, r7: vec4<f32>,
-}
+// Acc8 (acc8.wgsl) holds one vec4 column group of the 8 rows; an invocation holds NCG ≤ 2.
 
 // Rows8 is one vec4 of the current layer's input for each of the 8 rows.
 struct Rows8 {
@@ -147,20 +143,6 @@ fn dot4(g: Acc8, x: Rows8, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4
 // plus adds v to every row.
 fn plus(g: Acc8, v: vec4<f32>) -> Acc8 {
 	return Acc8(g.r0 + v, g.r1 + v, g.r2 + v, g.r3 + v, g.r4 + v, g.r5 + v, g.r6 + v, g.r7 + v);
-}
-
-// row_of is row r of g, by a chain of selects (as matmul.wgsl: indexing a local array with
-// the loop variable makes lavapipe's compile much slower).
-fn row_of(g: Acc8, r: u32) -> vec4<f32> {
-	var v = g.r0;
-	v = select(v, g.r1, r == 1u);
-	v = select(v, g.r2, r == 2u);
-	v = select(v, g.r3, r == 3u);
-	v = select(v, g.r4, r == 4u);
-	v = select(v, g.r5, r == 5u);
-	v = select(v, g.r6, r == 6u);
-	v = select(v, g.r7, r == 7u);
-	return v;
 }
 
 // group is the vec4 column group an invocation's j-th accumulator covers (clamped: a group

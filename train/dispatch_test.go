@@ -29,6 +29,7 @@ func TestDispatchesPerIteration(t *testing.T) {
 		{name: "gmm25 fused", target: "gmm25", forward: 41},
 		{name: "gmm25 op by op", target: "gmm25", opByOp: true, forward: 939},
 		{name: "manywell fused both ways", target: "manywell", bothWays: true, forward: 41, back: 44},
+		{name: "manywell op by op both ways", target: "manywell", opByOp: true, bothWays: true, forward: 939, back: 1041},
 		{name: "funnel langevin (op by op)", target: "funnel", langevin: true, forward: 1167},
 	} {
 		t.Run(c.name, func(t *testing.T) {

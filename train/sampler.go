@@ -437,9 +437,9 @@ func NewGraphWith(l *kernels.Library, net *Network, cfg Config, batch int, rewar
 	if why := fusedUnsupported(l, net, cfg, o.Prior); why != nil {
 		g.opReason = why.Error()
 	} else {
-		build = g.buildCatching(g.buildFused)
+		build = g.buildFused
 	}
-	if err := build(cfg, reward); err != nil {
+	if err := g.buildCatching(build)(cfg, reward); err != nil {
 		g.Release()
 		return nil, err
 	}
@@ -549,16 +549,9 @@ func (g *Graph) buildCatching(b func(Config, RewardFunc) error) func(Config, Rew
 // sigma is σ, the square root of the diffusion coefficient.
 func (g *Graph) sigma() float64 { return math.Sqrt(g.sigma2) }
 
-func (g *Graph) build(cfg Config, reward RewardFunc) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			be, ok := r.(buildError)
-			if !ok {
-				panic(r)
-			}
-			err = be.err
-		}
-	}()
+// build builds the op-by-op graph (the reference the fused one is tested against): a
+// dispatch per layer per step. Its helpers panic with buildErrors (see buildCatching).
+func (g *Graph) build(cfg Config, reward RewardFunc) error {
 	l, n := g.lib, g.net
 	B, T, d, W, H := g.batch, g.steps, n.Dim, n.Width, n.Harmonics
 	op := func(o *kernels.Op, e error) *kernels.Op {
