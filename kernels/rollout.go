@@ -91,7 +91,7 @@ const RolloutRows = 8
 // a network of width w on dev; each owns one or two vec4 column groups of the hidden
 // layers (so it lies in [w/8, w/4]). CPU adapters (lavapipe) run a workgroup as one
 // thread-pool task and its invocations as 8-lane SIMD chunks: a workgroup of one chunk
-// makes barriers nearly free (16 invocations measured 3–5× slower). GPUs get one
+// makes barriers nearly free (see rollout.wgsl's header for what was measured). GPUs get one
 // invocation per column group, the shortest dependent chain.
 func RolloutInvocations(dev *gpu.Device, w int) int {
 	wv := max(w/4, 1)

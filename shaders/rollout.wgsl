@@ -36,9 +36,11 @@
 //   column groups c and c + WG (< W/4; columns 4g..4g+3) of every hidden layer for the
 //   workgroup's 8 rows.
 //   Workgroup memory: (2·ROWS·W + 2·ROWS·D + 2·ROWS·NB + 2·ROWS)·4 bytes.
-// WG is the adapter's choice (kernels.RolloutShape): one SIMD chunk on lavapipe, where a
-// workgroup wider than its 8 lanes turns every barrier into a coroutine switch (measured:
-// 16 invocations took 3–5× as long), and W/4 on GPUs.
+// WG is the adapter's choice (kernels.RolloutInvocations): one 8-lane SIMD chunk on
+// lavapipe, where a wider workgroup makes every barrier a switch between its chunks (the
+// first version, 16 invocations of one column group each, ran the 25GMM rollout in
+// 180–320 ms against 130–170 ms for this one, which also changed the accumulators, on a
+// shared machine), and W/4 on GPUs.
 //
 // Activations stay in workgroup memory (two halves of ROWS·W floats: a layer reads one and
 // writes the other); weights are read through the cache (two 64×64 f32 matrices are 32 KiB,
