@@ -37,15 +37,7 @@ func BenchmarkIterationParts(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer g.Release()
-				r, err := l.NewRecorder("warm up")
-				if err != nil {
-					b.Fatal(err)
-				}
-				g.RecordForward(r)
-				g.RecordBackward(r)
-				if err := r.Submit(); err != nil {
-					b.Fatal(err)
-				}
+				submitIteration(b, l, g) // compiles and warms every pipeline
 				for i := 0; i < b.N; i++ {
 					for _, part := range []struct {
 						name string

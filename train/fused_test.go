@@ -137,15 +137,7 @@ func checkFusedCase(t *testing.T, l *kernels.Library, c fusedCase) {
 		if err := g.SetNoise(9, c.explore); err != nil {
 			t.Fatal(err)
 		}
-		r, err := l.NewRecorder("fused vs op by op")
-		if err != nil {
-			t.Fatal(err)
-		}
-		g.RecordForward(r)
-		g.RecordBackward(r)
-		if err := r.Submit(); err != nil {
-			t.Fatal(err)
-		}
+		submitIteration(t, l, g)
 		out := map[string][]float32{}
 		read := func(name string, x *kernels.Tensor) {
 			v, err := x.Read()

@@ -34,6 +34,21 @@ func TestNetworkGradientsMatchFiniteDifferences(t *testing.T) {
 	}
 }
 
+// submitIteration records g's forward and backward pass (an iteration without the
+// optimizer) into one command buffer and submits it.
+func submitIteration(tb testing.TB, l *kernels.Library, g *Graph) {
+	tb.Helper()
+	r, err := l.NewRecorder("one iteration")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g.RecordForward(r)
+	g.RecordBackward(r)
+	if err := r.Submit(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 func checkNetworkGradients(t *testing.T, l *kernels.Library, langevin bool, classes int, obj kernels.Objective) {
 	rng := rand.New(rand.NewPCG(11, uint64(classes)))
 	cfg := DefaultConfig(GMM25{})
@@ -72,15 +87,7 @@ func checkNetworkGradients(t *testing.T, l *kernels.Library, langevin bool, clas
 	}
 	// run records the whole iteration (without the optimizer) and returns the loss.
 	run := func() float64 {
-		r, err := l.NewRecorder("gradient check")
-		if err != nil {
-			t.Fatal(err)
-		}
-		g.RecordForward(r)
-		g.RecordBackward(r)
-		if err := r.Submit(); err != nil {
-			t.Fatal(err)
-		}
+		submitIteration(t, l, g)
 		st, err := g.Stats.Read()
 		if err != nil {
 			t.Fatal(err)

@@ -554,18 +554,6 @@ func (g *Graph) sigma() float64 { return math.Sqrt(g.sigma2) }
 func (g *Graph) build(cfg Config, reward RewardFunc) error {
 	l, n := g.lib, g.net
 	B, T, d, W, H := g.batch, g.steps, n.Dim, n.Width, n.Harmonics
-	op := func(o *kernels.Op, e error) *kernels.Op {
-		if e != nil {
-			panic(buildError{e})
-		}
-		return o
-	}
-	ops := func(o []*kernels.Op, e error) []*kernels.Op {
-		if e != nil {
-			panic(buildError{e})
-		}
-		return o
-	}
 	rewardOps := func(logr, grad, z *kernels.Tensor) []*kernels.Op {
 		r, e := reward(l, logr, grad, z)
 		if e != nil {
@@ -583,11 +571,11 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 		g.lfeat, g.scale = g.tensor("langevin feat", T, 2*H), g.tensor("langevin scale", T, 1)
 		g.m1, g.b1, g.m2, g.b2, g.m3, g.b3 = g.tensor("lm1", T, W), g.tensor("lb1", T, W), g.tensor("lm2", T, W), g.tensor("lb2", T, W), g.tensor("lm3", T, W), g.tensor("lb3", T, W)
 		g.timeOps = append(g.timeOps,
-			op(l.Fourier(g.lfeat, g.tgrid, n.Freq, n.LPhase.Value)),
-			op(n.M1.ForwardKeep(l, g.b1, g.m1, g.lfeat, kernels.GELU)),
-			op(n.M2.ForwardKeep(l, g.b2, g.m2, g.b1, kernels.GELU)),
-			op(n.M3.ForwardKeep(l, g.b3, g.m3, g.b2, kernels.GELU)),
-			op(n.M4.Forward(l, g.scale, g.b3, kernels.Identity)))
+			must(l.Fourier(g.lfeat, g.tgrid, n.Freq, n.LPhase.Value)),
+			must(n.M1.ForwardKeep(l, g.b1, g.m1, g.lfeat, kernels.GELU)),
+			must(n.M2.ForwardKeep(l, g.b2, g.m2, g.b1, kernels.GELU)),
+			must(n.M3.ForwardKeep(l, g.b3, g.m3, g.b2, kernels.GELU)),
+			must(n.M4.Forward(l, g.scale, g.b3, kernels.Identity)))
 		g.unn, g.lrScratch = g.tensor("drift nn", B, d), g.tensor("langevin logr", B)
 	}
 
@@ -630,17 +618,17 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 	// per-row embedding needs a product, then the row sums with the GELU.
 	if n.Classes == 0 {
 		g.sbias = g.tensor("state bias", T, W)
-		g.timeOps = append(g.timeOps, op(l.AddRow(g.sbias, g.temb, n.S.B.Value, 0)))
+		g.timeOps = append(g.timeOps, must(l.AddRow(g.sbias, g.temb, n.S.B.Value, 0)))
 	} else {
 		g.s = g.tensor("s", B, W)
 	}
 	stateLayer := func(a0, pre, z *kernels.Tensor, k int) []*kernels.Op {
 		if n.Classes == 0 {
-			return []*kernels.Op{op(n.S.ForwardFolded(l, a0, pre, z, g.sbias, k, kernels.GELU))}
+			return []*kernels.Op{must(n.S.ForwardFolded(l, a0, pre, z, g.sbias, k, kernels.GELU))}
 		}
 		return []*kernels.Op{
-			op(n.S.Forward(l, g.s, z, kernels.Identity)),
-			op(l.AddRowCond(a0, pre, g.s, g.temb, k, n.Emb.Value, g.lab, kernels.GELU)),
+			must(n.S.Forward(l, g.s, z, kernels.Identity)),
+			must(l.AddRowCond(a0, pre, g.s, g.temb, k, n.Emb.Value, g.lab, kernels.GELU)),
 		}
 	}
 	if p := g.prior; p != nil {
@@ -658,11 +646,11 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 		}
 		// No gradient flows into the prior: its activations go straight into the products.
 		g.stepOps = append(g.stepOps,
-			op(p.S.ForwardFolded(l, g.pa0, nil, g.Z[k], g.psbias, k, kernels.GELU)),
-			op(p.L1.Forward(l, g.pa1, g.pa0, kernels.GELU)),
-			op(p.L2.Forward(l, g.pa2, g.pa1, kernels.GELU)),
-			op(p.L3.Forward(l, g.pu, g.pa2, kernels.Identity)),
-			op(l.LogPF(g.LogRef, g.Z[k], g.Z[k+1], g.pu, g.dt, g.sigma2)))
+			must(p.S.ForwardFolded(l, g.pa0, nil, g.Z[k], g.psbias, k, kernels.GELU)),
+			must(p.L1.Forward(l, g.pa1, g.pa0, kernels.GELU)),
+			must(p.L2.Forward(l, g.pa2, g.pa1, kernels.GELU)),
+			must(p.L3.Forward(l, g.pu, g.pa2, kernels.Identity)),
+			must(l.LogPF(g.LogRef, g.Z[k], g.Z[k+1], g.pu, g.dt, g.sigma2)))
 	}
 
 	g.U = make([]*kernels.Tensor, T)
@@ -729,19 +717,19 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 			// The pre-activations h1, h2 are kept for the backward pass, written by the
 			// same dispatch as the activations.
 			g.stepOps = append(g.stepOps,
-				op(n.L1.ForwardKeep(l, g.a1[k], g.h1[k], g.a0[k], kernels.GELU)),
-				op(n.L2.ForwardKeep(l, g.a2[k], g.h2[k], g.a1[k], kernels.GELU)))
+				must(n.L1.ForwardKeep(l, g.a1[k], g.h1[k], g.a0[k], kernels.GELU)),
+				must(n.L2.ForwardKeep(l, g.a2[k], g.h2[k], g.a1[k], kernels.GELU)))
 		} else {
 			g.stepOps = append(g.stepOps,
-				op(n.L1.Forward(l, g.a1[k], g.a0[k], kernels.GELU)),
-				op(n.L2.Forward(l, g.a2[k], g.a1[k], kernels.GELU)))
+				must(n.L1.Forward(l, g.a1[k], g.a0[k], kernels.GELU)),
+				must(n.L2.Forward(l, g.a2[k], g.a1[k], kernels.GELU)))
 		}
-		g.stepOps = append(g.stepOps, op(n.L3.Forward(l, out, g.a2[k], lastAct)))
+		g.stepOps = append(g.stepOps, must(n.L3.Forward(l, out, g.a2[k], lastAct)))
 		if lp {
-			g.stepOps = append(g.stepOps, op(l.LangevinDrift(g.U[k], g.unn, g.G[k], g.scale, k, LangevinClip)))
+			g.stepOps = append(g.stepOps, must(l.LangevinDrift(g.U[k], g.unn, g.G[k], g.scale, k, LangevinClip)))
 		}
 		if g.fromData {
-			g.stepOps = append(g.stepOps, op(l.LogPF(g.LogPF, g.Z[k], g.Z[k+1], g.U[k], g.dt, g.sigma2)))
+			g.stepOps = append(g.stepOps, must(l.LogPF(g.LogPF, g.Z[k], g.Z[k+1], g.U[k], g.dt, g.sigma2)))
 			priorStep(k)
 			continue
 		}
@@ -773,19 +761,19 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 		g.dscale = g.tensor("dscale", T, 1)
 	}
 	for k := 0; k < T; k++ {
-		g.backOps = append(g.backOps, op(l.TBDriftGrad(g.du[k], g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
+		g.backOps = append(g.backOps, must(l.TBDriftGrad(g.du[k], g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
 		// Each layer's input gradient goes through the GELU before it in the same
 		// dispatch; the weight gradients of L1..L3 come after the loop, over all steps.
 		g.backOps = append(g.backOps,
-			op(n.L3.InputGradThrough(l, g.dh2[k], g.du[k], g.h2[k], kernels.GELU)),
-			op(n.L2.InputGradThrough(l, g.dh1[k], g.dh2[k], g.h1[k], kernels.GELU)),
-			op(n.L1.InputGradThrough(l, g.dh[k], g.dh1[k], g.h0[k], kernels.GELU)))
+			must(n.L3.InputGradThrough(l, g.dh2[k], g.du[k], g.h2[k], kernels.GELU)),
+			must(n.L2.InputGradThrough(l, g.dh1[k], g.dh2[k], g.h1[k], kernels.GELU)),
+			must(n.L1.InputGradThrough(l, g.dh[k], g.dh1[k], g.h0[k], kernels.GELU)))
 	}
 	if lp {
 		// u = u_nn + s_k·clip(g): the network's drift gets du unchanged, and the scale
 		// s_k gets Σ du_k ⊙ clip(g_k), for all steps in one dispatch.
 		seg := kernels.Segments{Stride: g.rows, Rows: B, First: 0, Step: 1}
-		g.backOps = append(g.backOps, op(l.LangevinScaleGrad(g.dscale, seg, g.DU, g.GStack, LangevinClip)))
+		g.backOps = append(g.backOps, must(l.LangevinScaleGrad(g.dscale, seg, g.DU, g.GStack, LangevinClip)))
 	}
 	// The time embedding's gradient, row k = Σ_b dh_k[b] (and each condition's embedding
 	// gradient), summed from the two stacks of dh: even steps into rows 0, 2, …, odd
@@ -796,30 +784,30 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 		}
 		seg := kernels.Segments{Stride: g.rows, Rows: B, First: parity, Step: 2}
 		if n.Classes > 0 {
-			g.backOps = append(g.backOps, op(l.SumSegmentsCond(g.dtemb, seg, n.Emb.Grad, g.lab, stack)))
+			g.backOps = append(g.backOps, must(l.SumSegmentsCond(g.dtemb, seg, n.Emb.Grad, g.lab, stack)))
 		} else {
-			g.backOps = append(g.backOps, op(l.SumSegmentsInto(g.dtemb, seg, stack)))
+			g.backOps = append(g.backOps, must(l.SumSegmentsInto(g.dtemb, seg, stack)))
 		}
 	}
 	// dW = Σ_k a_kᵀ·dy_k as one product over the stacks, db = Σ_k Σ_b dy_k as one column sum.
 	// S's input z_k lives in the stack of k's parity, which holds z_T too when T has that
 	// parity: its leading rows pair with the gradients dh_k, k < T.
-	g.backOps = append(g.backOps, ops(n.S.ParamGrads(l, g.DHEven, g.leadingRows(g.ZEven, g.DHEven.Shape[0])))...)
+	g.backOps = append(g.backOps, must(n.S.ParamGrads(l, g.DHEven, g.leadingRows(g.ZEven, g.DHEven.Shape[0])))...)
 	if g.DHOdd != nil { // nil for a single step
-		g.backOps = append(g.backOps, ops(n.S.ParamGrads(l, g.DHOdd, g.leadingRows(g.ZOdd, g.DHOdd.Shape[0])))...)
+		g.backOps = append(g.backOps, must(n.S.ParamGrads(l, g.DHOdd, g.leadingRows(g.ZOdd, g.DHOdd.Shape[0])))...)
 	}
-	g.backOps = append(g.backOps, ops(n.L3.ParamGrads(l, g.DU, g.A2))...)
-	g.backOps = append(g.backOps, ops(n.L2.ParamGrads(l, g.DH2, g.A1))...)
-	g.backOps = append(g.backOps, ops(n.L1.ParamGrads(l, g.DH1, g.A0))...)
+	g.backOps = append(g.backOps, must(n.L3.ParamGrads(l, g.DU, g.A2))...)
+	g.backOps = append(g.backOps, must(n.L2.ParamGrads(l, g.DH2, g.A1))...)
+	g.backOps = append(g.backOps, must(n.L1.ParamGrads(l, g.DH1, g.A0))...)
 	g.buildTimeBackward()
 	if lp {
 		g.dm3, g.dm2, g.dm1 = g.tensor("ldm3", T, W), g.tensor("ldm2", T, W), g.tensor("ldm1", T, W)
 		g.dlfeat = g.tensor("langevin dfeat", T, 2*H)
-		g.backOps = append(g.backOps, ops(n.M4.BackwardThrough(l, g.dm3, g.dscale, g.b3, g.m3, g.onesT, kernels.GELU))...)
-		g.backOps = append(g.backOps, ops(n.M3.BackwardThrough(l, g.dm2, g.dm3, g.b2, g.m2, g.onesT, kernels.GELU))...)
-		g.backOps = append(g.backOps, ops(n.M2.BackwardThrough(l, g.dm1, g.dm2, g.b1, g.m1, g.onesT, kernels.GELU))...)
-		g.backOps = append(g.backOps, ops(n.M1.Backward(l, g.dlfeat, g.dm1, g.lfeat, g.onesT))...)
-		g.backOps = append(g.backOps, op(l.FourierPhaseGrad(n.LPhase.Grad, g.dlfeat, g.tgrid, n.Freq, n.LPhase.Value)))
+		g.backOps = append(g.backOps, must(n.M4.BackwardThrough(l, g.dm3, g.dscale, g.b3, g.m3, g.onesT, kernels.GELU))...)
+		g.backOps = append(g.backOps, must(n.M3.BackwardThrough(l, g.dm2, g.dm3, g.b2, g.m2, g.onesT, kernels.GELU))...)
+		g.backOps = append(g.backOps, must(n.M2.BackwardThrough(l, g.dm1, g.dm2, g.b1, g.m1, g.onesT, kernels.GELU))...)
+		g.backOps = append(g.backOps, must(n.M1.Backward(l, g.dlfeat, g.dm1, g.lfeat, g.onesT))...)
+		g.backOps = append(g.backOps, must(l.FourierPhaseGrad(n.LPhase.Grad, g.dlfeat, g.tgrid, n.Freq, n.LPhase.Value)))
 	}
 	return nil
 }
