@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -181,3 +182,56 @@ func f32(xs []float64) []float32 {
 }
 
 func sqrt(x float64) float64 { return math.Sqrt(x) }
+
+// TestRolloutErrors checks that bad inputs of the fused rollout and the bridge trajectory
+// are refused before anything is built, with an error naming what was wrong.
+func TestRolloutErrors(t *testing.T) {
+	l := testLib(t)
+	const d, b, T, w = 3, 5, 2, 8
+	lay := NewRolloutLayout(d, w, T, 0)
+	ok := func() RolloutBuffers {
+		return RolloutBuffers{
+			Net: poisoned(t, l, "pack", lay.Len), Steps: poisoned(t, l, "steps", T, 4),
+			Z: poisoned(t, l, "z", (T+1)*b, d), U: poisoned(t, l, "u", T*b, d),
+			LogPF: poisoned(t, l, "log p_F", b), LogPB: poisoned(t, l, "log p_B", b),
+		}
+	}
+	p := RolloutParams{Steps: T, Sigma: 1, K0: 0, K1: T}
+	for _, c := range []struct {
+		want string
+		edit func(*RolloutBuffers, *RolloutParams, *RolloutMode, *int)
+	}{
+		{"parameter pack", func(x *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, _ *int) { x.Net = poisoned(t, l, "short pack", lay.Len-1) }},
+		{"state stack", func(x *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, _ *int) { x.Z = poisoned(t, l, "z", T*b, d) }},
+		{"only when sampling", func(_ *RolloutBuffers, _ *RolloutParams, m *RolloutMode, _ *int) { *m = RolloutGiven }},
+		{"log p_B", func(x *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, _ *int) { x.LogPB = nil }},
+		{"σ", func(_ *RolloutBuffers, q *RolloutParams, _ *RolloutMode, _ *int) { q.Sigma = 0 }},
+		{"outside", func(_ *RolloutBuffers, q *RolloutParams, _ *RolloutMode, _ *int) { q.K1 = T + 1 }},
+		{"stride", func(_ *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, rows *int) { *rows = b - 1 }},
+		{"share", func(x *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, _ *int) { x.LogPB = x.LogPF }},
+		{"label per row", func(x *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, _ *int) {
+			idx, err := IndexFromSlice(l.Device(), "labels", make([]uint32, b), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.Labels = idx
+		}},
+	} {
+		x, q, m, rows := ok(), p, RolloutSample, b
+		c.edit(&x, &q, &m, &rows)
+		if _, err := l.Rollout(lay, b, rows, m, x, q); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want an error about %q, got %v", c.want, err)
+		}
+	}
+	if err := RolloutSupported(l.Device(), d, 6); err == nil || !strings.Contains(err.Error(), "multiple of 4") {
+		t.Errorf("width 6: want an error about the multiple of 4, got %v", err)
+	}
+	zs, pb, table := poisoned(t, l, "z", (T+1)*b, d), poisoned(t, l, "log p_B", b), poisoned(t, l, "table", T, 4)
+	bp := BridgeParams{Steps: T, Sigma2: 1}
+	if _, err := l.BridgeTrajectory(zs, pb, table, b, b+1, bp); err == nil || !strings.Contains(err.Error(), "state stack") {
+		t.Errorf("bridge trajectory with the wrong stride: want an error about the state stack, got %v", err)
+	}
+	if _, err := l.BridgeTrajectory(zs, zs, table, b, b, bp); err == nil {
+		t.Errorf("bridge trajectory with log p_B in the state stack: want an error")
+	}
+}
