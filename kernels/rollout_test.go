@@ -201,7 +201,9 @@ func TestRolloutErrors(t *testing.T) {
 		want string
 		edit func(*RolloutBuffers, *RolloutParams, *RolloutMode, *int)
 	}{
-		{"parameter pack", func(x *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, _ *int) { x.Net = poisoned(t, l, "short pack", lay.Len-1) }},
+		{"parameter pack", func(x *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, _ *int) {
+			x.Net = poisoned(t, l, "short pack", lay.Len-1)
+		}},
 		{"state stack", func(x *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, _ *int) { x.Z = poisoned(t, l, "z", T*b, d) }},
 		{"only when sampling", func(_ *RolloutBuffers, _ *RolloutParams, m *RolloutMode, _ *int) { *m = RolloutGiven }},
 		{"log p_B", func(x *RolloutBuffers, _ *RolloutParams, _ *RolloutMode, _ *int) { x.LogPB = nil }},
