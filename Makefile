@@ -27,9 +27,9 @@ demo: build
 	./bin/osds info
 	mkdir -p out/demo
 ifeq ($(SHIPPED),1)
-	./bin/osds sample samplers/mnist-vae-classes.safetensors --out out/demo/samples.png
+	./bin/osds sample samplers/mnist-vae-classes.safetensors --out out/demo/shipped-samples.png
 else
-	./bin/osds train --prior mnist-vae --constraint class:3 --iters 300 --out out/demo
+	./bin/osds train --prior mnist-vae --constraint class:3 --iters 300 --out out/demo --force
 	./bin/osds sample out/demo/checkpoint.safetensors --n 64 --out out/demo/samples.png
 	./bin/osds eval --checkpoint out/demo/checkpoint.safetensors
 endif

@@ -21,7 +21,9 @@ func (a *Adapter) Release() {
 	if a == nil || a.h == nil {
 		return
 	}
-	C.osds_AdapterRelease(a.h)
+	if !a.inst.Wedged() {
+		C.osds_AdapterRelease(a.h)
+	}
 	a.h = nil
 	track("adapter", -1)
 }

@@ -8,8 +8,10 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -143,26 +145,45 @@ func (a *Adapter) RequestDevice() (*Device, error) {
 	return d, nil
 }
 
+// TeardownGrace bounds Release: destroying a device waits for its queue, which a runtime
+// that stopped answering never empties, so a teardown that takes longer is abandoned (the
+// process is ending; the operating system reclaims the memory).
+const TeardownGrace = 10 * time.Second
+
 // Release destroys the device (and, for a device made by NewDevice, its adapter and
-// instance). Objects made from it must be released first.
+// instance). Objects made from it must be released first. After a wait ran out of time
+// (the instance is wedged) nothing is destroyed: the runtime would block.
 func (d *Device) Release() {
 	if d == nil || d.h == nil {
 		return
 	}
-	C.osds_QueueRelease(d.queue)
-	C.osds_DeviceDestroy(d.h)
-	C.osds_DeviceRelease(d.h)
-	// Let the runtime deliver the device-lost callback (reason: destroyed) before the
-	// state record it writes into is freed.
-	C.osds_InstanceProcessEvents(d.inst.h)
-	d.h = nil
+	h, state := d.h, d.state
+	d.h, d.state = nil, nil
 	track("device", -1)
+	if !d.inst.Wedged() {
+		done := make(chan struct{})
+		go func() {
+			C.osds_QueueRelease(d.queue)
+			C.osds_DeviceDestroy(h)
+			C.osds_DeviceRelease(h)
+			// Let the runtime deliver the device-lost callback (reason: destroyed)
+			// before the state record it writes into is freed.
+			C.osds_InstanceProcessEvents(d.inst.h)
+			close(done)
+		}()
+		select {
+		case <-done:
+			C.osds_device_state_free(state)
+		case <-time.After(TeardownGrace):
+			// The callback may still write into state: it is leaked, not freed.
+			d.inst.wedged.Store(true)
+			fmt.Fprintf(os.Stderr, "gpu: destroying the device on %s did not finish within %v; left to the process exit\n", d.info.Device, TeardownGrace)
+		}
+	}
 	if d.ownsAdapter {
 		d.adapter.Release()
 		d.inst.Release()
 	}
-	C.osds_device_state_free(d.state)
-	d.state = nil
 }
 
 // Destroy makes the device lost at once and frees its memory; every later call returns

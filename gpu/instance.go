@@ -6,9 +6,11 @@ package gpu
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -16,10 +18,22 @@ import (
 // Instance is the entry point of the API: it finds adapters and drives callbacks.
 type Instance struct {
 	h C.WGPUInstance
+	// wedged is set when a wait ran out of time: the runtime no longer answers (a shader
+	// that never ends, a hung driver), so teardown, which waits for the queue, is skipped.
+	wedged atomic.Bool
 }
 
-// NewInstance loads the runtime library (once per process) and creates an instance.
+// NewInstance loads the runtime library (once per process) and creates an instance. A
+// malformed OSDS_GPU_TIMEOUT is an error here, before any work starts.
 func NewInstance() (*Instance, error) {
+	if _, err := WaitTimeout(); err != nil {
+		return nil, err
+	}
+	if s := getenv("OSDS_ADAPTER_BACKEND"); s != "" {
+		if _, err := ParseBackend(s); err != nil {
+			return nil, fmt.Errorf("OSDS_ADAPTER_BACKEND: %w", err)
+		}
+	}
 	if err := load(); err != nil {
 		return nil, err
 	}
@@ -31,33 +45,57 @@ func NewInstance() (*Instance, error) {
 	return &Instance{h: h}, nil
 }
 
-// Release frees the instance.
+// Release frees the instance (nothing, when the runtime stopped answering).
 func (in *Instance) Release() {
 	if in == nil || in.h == nil {
 		return
 	}
-	C.osds_InstanceRelease(in.h)
+	if !in.wedged.Load() {
+		C.osds_InstanceRelease(in.h)
+	}
 	in.h = nil
 	track("instance", -1)
 }
 
-// waitTimeout bounds every wait for a callback; a GPU that never answers becomes an error,
-// not a hang. OSDS_GPU_TIMEOUT (a Go duration) overrides it.
-func waitTimeout() time.Duration {
-	if s := os.Getenv("OSDS_GPU_TIMEOUT"); s != "" {
-		if d, err := time.ParseDuration(s); err == nil && d > 0 {
-			return d
-		}
+// Wedged reports whether a wait on this instance ran out of time. The runtime's state is
+// then unknown; the process should report its error and exit.
+func (in *Instance) Wedged() bool { return in.wedged.Load() }
+
+// DefaultWaitTimeout bounds a wait for the GPU when OSDS_GPU_TIMEOUT is not set: long
+// enough for a first pipeline compile of a large kernel on a CPU adapter.
+const DefaultWaitTimeout = 10 * time.Minute
+
+// WaitTimeout is the bound of every wait for a callback, so that a GPU that never
+// answers becomes an error, not a hang: OSDS_GPU_TIMEOUT (a Go duration such as 90s or
+// 5m) or DefaultWaitTimeout. A value that does not parse, or is not positive, is an error.
+func WaitTimeout() (time.Duration, error) {
+	s := os.Getenv("OSDS_GPU_TIMEOUT")
+	if s == "" {
+		return DefaultWaitTimeout, nil
 	}
-	return 10 * time.Minute
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("gpu: OSDS_GPU_TIMEOUT=%q: want a positive Go duration such as 90s or 5m", s)
+	}
+	return d, nil
+}
+
+// waitTimeout is WaitTimeout where the value was already checked (by NewInstance).
+func waitTimeout() time.Duration {
+	d, err := WaitTimeout()
+	if err != nil {
+		return DefaultWaitTimeout
+	}
+	return d
 }
 
 // wait polls ProcessEvents until r's callback has run. lost, when non-nil, is checked
 // between polls so that a lost device ends the wait with its error. The poll backs off to
 // short sleeps: on a CPU adapter (lavapipe) the GPU work runs on the same cores, and a
-// spinning poll would steal one of them.
+// spinning poll would steal one of them. Running out of time marks the instance wedged.
 func (in *Instance) wait(r *C.osds_result, what string, lost func() error) error {
-	deadline := time.Now().Add(waitTimeout())
+	limit := waitTimeout()
+	deadline := time.Now().Add(limit)
 	sleep := time.Duration(0)
 	for spins := 0; ; spins++ {
 		C.osds_InstanceProcessEvents(in.h)
@@ -70,7 +108,8 @@ func (in *Instance) wait(r *C.osds_result, what string, lost func() error) error
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("gpu: %s: no answer from the runtime after %v (set OSDS_GPU_TIMEOUT to wait longer)", what, waitTimeout())
+			in.wedged.Store(true)
+			return fmt.Errorf("gpu: %s: %w after %v (a shader that never finishes, or a hung driver; set OSDS_GPU_TIMEOUT to wait longer)", what, ErrTimeout, limit)
 		}
 		if spins > 64 {
 			if sleep < time.Millisecond {
@@ -80,6 +119,9 @@ func (in *Instance) wait(r *C.osds_result, what string, lost func() error) error
 		}
 	}
 }
+
+// ErrTimeout is wrapped by the error of a wait that ran out of time.
+var ErrTimeout = errors.New("no answer from the GPU")
 
 // Backend is a native API an adapter runs on (webgpu.h WGPUBackendType).
 type Backend uint32

@@ -88,36 +88,57 @@ func WriteSafetensors(path string, tensors []NamedTensor, metadata map[string]st
 	return WriteFileAtomic(path, buf.Bytes())
 }
 
-// WriteFileAtomic writes data to path through a synced temporary file and a rename.
-func WriteFileAtomic(path string, data []byte) error {
+// WriteFileAtomic writes data to path through a synced temporary file beside it and a
+// rename, so a reader sees the old file or the new one, never a part. Errors name path
+// (the temporary file is an implementation detail) and what was wrong with it.
+func WriteFileAtomic(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
+	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+		return fmt.Errorf("writing %s: it is a folder; name a file", path)
+	}
+	if fi, serr := os.Stat(dir); serr != nil {
+		return fmt.Errorf("writing %s: its folder %s does not exist", path, dir)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("writing %s: %s is not a folder", path, dir)
+	}
+	fail := func(e error) error {
+		var pe *os.PathError
+		if errors.As(e, &pe) {
+			e = pe.Err
+		}
+		var le *os.LinkError
+		if errors.As(e, &le) {
+			e = le.Err
+		}
+		return fmt.Errorf("writing %s: %w", path, e)
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
 	if err := f.Chmod(0o644); err != nil {
 		f.Close()
-		os.Remove(tmp)
-		return err
+		return fail(err)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		os.Remove(tmp)
-		return err
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		os.Remove(tmp)
-		return err
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
+		return fail(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
+		return fail(err)
 	}
 	// Sync the folder so the rename itself survives a crash.
 	if d, err := os.Open(dir); err == nil {

@@ -92,6 +92,10 @@ type Evaluator struct {
 	sites      map[int]*evalSite
 	// Cost is the work done so far (rows asked for).
 	Cost Cost
+	// Progress, when set, is called after every batch with Cost so far; an error it
+	// returns ends the evaluation (and the baseline running it) with that error: how a
+	// command shows progress and stops on a signal.
+	Progress func(Cost) error
 }
 
 // evalSite is the reward recorded for one batch size.
@@ -229,6 +233,11 @@ func (e *Evaluator) eval(zs [][]float64, wantGrad bool) ([]float64, [][]float64,
 				grads = append(grads, row)
 			}
 			e.Cost.VJP += int64(rows)
+		}
+		if e.Progress != nil {
+			if err := e.Progress(e.Cost); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	return out, grads, nil

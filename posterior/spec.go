@@ -364,6 +364,9 @@ func (s *Setup) Release() {
 // ReadMask reads a PNG mask of h×w pixels: white (gray ≥ 50%) is observed (1), anything
 // darker is free (0).
 func ReadMask(path string, h, w int) ([]float32, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("mask %s is a folder: want a PNG file of %d×%d pixels (white = observed)", path, w, h)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("mask: %w", err)
@@ -371,7 +374,7 @@ func ReadMask(path string, h, w int) ([]float32, error) {
 	defer f.Close()
 	img, _, err := image.Decode(f)
 	if err != nil {
-		return nil, fmt.Errorf("mask %s: %w", path, err)
+		return nil, fmt.Errorf("mask %s is not a PNG image (%v): want a PNG file of %d×%d pixels (white = observed)", path, err, w, h)
 	}
 	b := img.Bounds()
 	if b.Dx() != w || b.Dy() != h {

@@ -3,6 +3,7 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -177,6 +178,18 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	}
 	if c.Dim, err = strconv.Atoi(md["dim"]); err != nil {
 		return nil, fmt.Errorf("train: %s: bad dimension %q", path, md["dim"])
+	}
+	// A run that diverged, or a damaged file, must not load and sample blobs. Log R of
+	// replay-buffer states may legitimately be -Inf (a reward of zero).
+	for _, x := range ts {
+		if strings.HasSuffix(x.Name, ".logr") {
+			continue
+		}
+		for i, v := range x.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("train: %s: tensor %q holds %v at element %d of %d: the checkpoint is not usable (a diverged run or a damaged file)", path, x.Name, v, i, len(x.Data))
+			}
+		}
 	}
 	return c, nil
 }

@@ -21,8 +21,12 @@ type Trainer struct {
 	// Dispatches is the number of compute dispatches of the last iteration, all of them
 	// in one submission (the throughput notes in BENCHMARKS.md count them).
 	Dispatches int
-	graph      *Graph
-	opt        Options
+	// Progress, when set, is called after each batch of a long phase (phase "sampling"
+	// or "EUBO") with the trajectories done and the total. An error it returns ends the
+	// phase with that error: how a command shows an ETA and stops on a signal.
+	Progress func(phase string, done, total int) error
+	graph    *Graph
+	opt      Options
 	// labels are the conditions of the rows of every training batch (amortised
 	// samplers: row b has condition b mod Classes; nil otherwise).
 	labels []int
@@ -338,10 +342,45 @@ func (t *Trainer) collect(slot int) (Stats, error) {
 		x    float64
 	}{{"loss", st.Loss}, {"log Z", st.LogZ}, {"mean log-weight", st.MeanDelta}} {
 		if math.IsNaN(v.x) || math.IsInf(v.x, 0) {
-			return st, fmt.Errorf("train: iteration %d: %s is %v; stopping (the last good checkpoint is kept)", st.Iter, v.name, v.x)
+			return st, fmt.Errorf("train: iteration %d: %s is %v: %s; stopping", st.Iter, v.name, v.x, t.nonFiniteSource())
 		}
 	}
 	return st, nil
+}
+
+// nonFiniteSource says where a non-finite loss came from, read from the latest batch:
+// the reward (log R of some terminal states), the drift network's parameters (training
+// diverged), or neither found (the trajectories themselves).
+func (t *Trainer) nonFiniteSource() string {
+	count := func(x *kernels.Tensor) (bad, n int, first float32) {
+		v, err := x.Read()
+		if err != nil {
+			return 0, 0, 0
+		}
+		for _, f := range v {
+			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+				if bad == 0 {
+					first = f
+				}
+				bad++
+			}
+		}
+		return bad, len(v), first
+	}
+	for _, g := range []*Graph{t.graph, t.back} {
+		if g == nil {
+			continue
+		}
+		if bad, n, first := count(g.LogR); bad > 0 {
+			return fmt.Sprintf("the reward returned %v for %d of %d terminal states of the latest batch (for a WGSL constraint: its log_reward)", first, bad, n)
+		}
+	}
+	for _, p := range t.Net.Params() {
+		if bad, n, first := count(p.Value); bad > 0 {
+			return fmt.Sprintf("the drift network diverged: %d of %d values of %s are %v (try a smaller --lr)", bad, n, p.Name, first)
+		}
+	}
+	return "log R and the parameters are finite: the trajectories overflowed (try a smaller --lr or --sigma2)"
 }
 
 // Flush waits for the scalars of every submitted iteration and returns them in order.
@@ -497,8 +536,19 @@ func (t *Trainer) sample(labels []int, n int, stream uint32) (*Samples, error) {
 				out.Labels = append(out.Labels, lab[b])
 			}
 		}
+		if err := t.progress("sampling", start+rows, n); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// progress reports a long phase's advance to Progress, when set.
+func (t *Trainer) progress(phase string, done, total int) error {
+	if t.Progress == nil {
+		return nil
+	}
+	return t.Progress(phase, done, total)
 }
 
 // EUBO estimates the evidence upper bound from exact samples xs of the target, one
@@ -554,6 +604,9 @@ func (t *Trainer) EUBO(xs [][]float64, stream uint32) (float64, error) {
 		lr, _ := g.LogR.Read()
 		for b := 0; b < n; b++ {
 			sum += float64(lr[b]) + float64(pb[b]) - float64(pf[b])
+		}
+		if err := t.progress("EUBO", start+n, len(xs)); err != nil {
+			return 0, err
 		}
 	}
 	return sum / float64(len(xs)), nil

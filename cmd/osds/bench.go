@@ -96,6 +96,22 @@ func runBench(args []string) error {
 		return nil
 	}
 
+	cases := benchCases(l, *quick)
+	if *filter != "" && !strings.Contains("ceiling/fma ceiling/copy", *filter) {
+		var names []string
+		seen := map[string]bool{}
+		matched := false
+		for _, c := range cases {
+			matched = matched || strings.Contains(c.kernel, *filter)
+			if !seen[c.kernel] {
+				seen[c.kernel] = true
+				names = append(names, c.kernel)
+			}
+		}
+		if !matched {
+			return fmt.Errorf("--kernel %q matches no kernel; the kernels are: %s", *filter, strings.Join(names, ", "))
+		}
+	}
 	// Ceilings first: every rate below is reported as a fraction of them.
 	if *jsonOut != "-" {
 		fmt.Printf("adapter: %s\n", adapter)
@@ -118,7 +134,7 @@ func runBench(args []string) error {
 		Seconds: 2 * copyBytes / (bw * 1e9)}); err != nil {
 		return err
 	}
-	for _, c := range benchCases(l, *quick) {
+	for _, c := range cases {
 		if *filter != "" && !strings.Contains(c.kernel, *filter) {
 			continue
 		}

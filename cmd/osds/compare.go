@@ -185,7 +185,7 @@ func runCompare(args []string) error {
 	judge := fs.String("judge", "", "independent classifier for accuracy (default <dataset>-classifier-indep)")
 	seed := fs.Uint64("seed", 1, "seed of the baselines and of the osds sampling noise")
 	evalBatch := fs.Int("eval-batch", 1000, "rows per GPU batch of the baselines' log R evaluations")
-	jsonOut := fs.String("json", "", "write the results as JSON to this file")
+	jsonOut := fs.String("json", "", "write the results as JSON to this file ('-': print them on stdout instead of the table)")
 	grids := fs.String("grids", "", "write a PNG grid of 64 samples per method into this folder")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -294,8 +294,15 @@ func runCompare(args []string) error {
 		rep.Reference = map[string]float64{"n": float64(real.N), "accuracy": real.Accuracy, "class_entropy": real.ClassEntropy, "diversity": real.Diversity}
 	}
 	fmt.Fprintf(os.Stderr, "comparing on the posterior of %s: budget %.0f f evaluations (from %s), %d samples per method\n", setup.Describe(), *budget, budgetFrom, *n)
+	report := phaseProgress(sigs)
 	for _, m := range ms {
 		start := time.Now()
+		// A baseline's progress is its f evaluations against the budget.
+		phase := m.Kind
+		base := ev.Cost.Evals()
+		ev.Progress = func(c posterior.Cost) error {
+			return report(phase+" f evaluations", int(c.Evals()-base), int(*budget))
+		}
 		var res compareResult
 		var zs [][]float64
 		var logW []float64
@@ -401,6 +408,14 @@ func runCompare(args []string) error {
 		if ok {
 			rep.TrainReconstructions = rm.Map()
 		}
+	}
+	if *jsonOut == "-" {
+		data, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Printf("%s\n", data)
+		return err
 	}
 	printCompare(os.Stdout, rep)
 	if *jsonOut != "" {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 
 	"github.com/spf13/pflag"
 
@@ -14,16 +17,21 @@ import (
 
 func runEval(args []string) error {
 	fs := pflag.NewFlagSet("eval", pflag.ContinueOnError)
-	ckptPath := fs.String("checkpoint", "runs/latest/checkpoint.safetensors", "checkpoint to evaluate")
+	ckptFlag := fs.String("checkpoint", "", "the checkpoint to evaluate (or give it as the argument; default: the newest run's)")
 	n := fs.Int("samples", 2000, "on-policy trajectories (and ground-truth samples for W2); amortised samplers: spread over the conditions in turn")
 	seed := fs.Uint64("seed", 1, "seed of the ground-truth samples")
+	asJSON := fs.Bool("json", false, "print the metrics as one JSON object instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *n < 2 {
 		return fmt.Errorf("--samples %d: want at least 2", *n)
 	}
-	ck, err := train.LoadCheckpoint(*ckptPath)
+	path, err := checkpointArg(fs, *ckptFlag)
+	if err != nil {
+		return err
+	}
+	ck, err := train.LoadCheckpoint(path)
 	if err != nil {
 		return err
 	}
@@ -43,20 +51,25 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
+	// With --json the tables go nowhere; the JSON object is the output.
+	out := io.Writer(os.Stdout)
+	if *asJSON {
+		out = io.Discard
+	}
 	if cs.setup != nil {
 		// A posterior: log Z is unknown and there are no exact samples; the constraint's
 		// own score of the pushed-forward samples stands in for W2.
 		est := train.EstimateLogZ(s.LogW, math.NaN())
-		fmt.Printf("target        posterior of %s, %d iterations, %s\n", cs.setup.Describe(), ck.Iter, ck.Cfg.Objective)
+		fmt.Fprintf(out, "target        posterior of %s, %d iterations, %s\n", cs.setup.Describe(), ck.Iter, ck.Cfg.Objective)
 		if ck.Cfg.Classes > 0 {
-			fmt.Printf("amortised     %d conditions, one sampler\n", ck.Cfg.Classes)
+			fmt.Fprintf(out, "amortised     %d conditions, one sampler\n", ck.Cfg.Classes)
 		}
 		if ck.Cfg.Objective == kernels.RTB {
-			fmt.Printf("relative TB   from the prior sampler %s (log Ẑ is of prior sampler × r)\n", ck.Meta["rtb.from"])
+			fmt.Fprintf(out, "relative TB   from the prior sampler %s (log Ẑ is of prior sampler × r)\n", ck.Meta["rtb.from"])
 		}
-		fmt.Printf("samples       %d\n", *n)
-		fmt.Printf("log Ẑ (ELBO)  %.4f\n", est.ELBO)
-		fmt.Printf("log Ẑ^RW      %.4f\n", est.IW)
+		fmt.Fprintf(out, "samples       %d\n", *n)
+		fmt.Fprintf(out, "log Ẑ (ELBO)  %.4f\n", est.ELBO)
+		fmt.Fprintf(out, "log Ẑ^RW      %.4f\n", est.IW)
 		if ck.Cfg.Classes > 0 {
 			// Per condition: log Ẑ over that condition's samples, and TB's learned log Z.
 			var logZ []float32
@@ -80,15 +93,23 @@ func runEval(args []string) error {
 				if logZ != nil {
 					line += fmt.Sprintf(", learned log Z %.4f", logZ[y])
 				}
-				fmt.Println(line)
+				fmt.Fprintln(out, line)
 			}
 		}
 		score, err := scorePosterior(cs.l, cs.setup, s)
 		if err != nil {
 			return err
 		}
+		if *asJSON {
+			rec := map[string]any{"checkpoint": path, "target": ck.Target, "prior": ck.Meta[posterior.MetaPrior], "constraint": ck.Meta[posterior.MetaConstraint],
+				"iter": ck.Iter, "samples": *n, "elbo": est.ELBO, "iw": est.IW}
+			for k, v := range score {
+				rec[k] = v
+			}
+			return printJSON(rec)
+		}
 		for _, k := range sortedKeys(score) {
-			fmt.Printf("%-13s %.4f\n", k, score[k])
+			fmt.Fprintf(out, "%-13s %.4f\n", k, score[k])
 		}
 		return nil
 	}
@@ -96,14 +117,48 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("target        %s (d=%d), %d iterations, %s\n", tg.Name(), tg.Dim(), ck.Iter, ck.Cfg.Objective)
-	fmt.Printf("samples       %d\n", *n)
-	fmt.Printf("log Z (true)  %.4f\n", r.LogZ)
-	fmt.Printf("log Ẑ (ELBO)  %.4f   Δ    = %.4f\n", r.ELBO, r.Delta)
-	fmt.Printf("log Ẑ^RW      %.4f   Δ^RW = %.4f\n", r.IW, r.DeltaRW)
-	fmt.Printf("EUBO          %.4f   EUBO − log Z = %.4f\n", r.EUBO, r.EUBO-r.LogZ)
-	fmt.Printf("W2            %.4f\n", r.W2)
+	if *asJSON {
+		return printJSON(map[string]any{"checkpoint": path, "target": tg.Name(), "dim": tg.Dim(), "objective": ck.Cfg.Objective.String(), "metrics": r})
+	}
+	fmt.Fprintf(out, "target        %s (d=%d), %d iterations, %s\n", tg.Name(), tg.Dim(), ck.Iter, ck.Cfg.Objective)
+	fmt.Fprintf(out, "samples       %d\n", *n)
+	fmt.Fprintf(out, "log Z (true)  %.4f\n", r.LogZ)
+	fmt.Fprintf(out, "log Ẑ (ELBO)  %.4f   Δ    = %.4f\n", r.ELBO, r.Delta)
+	fmt.Fprintf(out, "log Ẑ^RW      %.4f   Δ^RW = %.4f\n", r.IW, r.DeltaRW)
+	fmt.Fprintf(out, "EUBO          %.4f   EUBO − log Z = %.4f\n", r.EUBO, r.EUBO-r.LogZ)
+	fmt.Fprintf(out, "W2            %.4f\n", r.W2)
 	return nil
+}
+
+// printJSON writes v to stdout as indented JSON; NaN and ±Inf (which JSON lacks) become
+// null.
+func printJSON(v any) error {
+	raw, err := json.MarshalIndent(finiteJSON(v), "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Printf("%s\n", raw)
+	return err
+}
+
+// finiteJSON replaces non-finite floats by nil in maps of the metric values.
+func finiteJSON(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = finiteJSON(e)
+		}
+		return out
+	case syntheticEval:
+		m := map[string]any{"iter": x.Iter, "samples": x.Samples, "log_z": x.LogZ, "elbo": x.ELBO, "iw": x.IW, "delta": x.Delta, "delta_rw": x.DeltaRW, "eubo": x.EUBO, "w2": x.W2}
+		return finiteJSON(m)
+	}
+	return v
 }
 
 // evalStream is the noise stream of the on-policy samples `osds eval` and `osds

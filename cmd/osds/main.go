@@ -3,29 +3,39 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
+
+	"github.com/spf13/pflag"
 )
 
-// command is one subcommand: it parses its own flags from args.
+// sigs catches the terminating signals while a command runs (interrupt.go): long work
+// checks sigs.err() at its safe points.
+var sigs *interrupts
+
+// command is one subcommand: it parses its own flags from args. A stoppable command
+// checks sigs at its safe points (a terminating signal asks it to stop there, keeping
+// its work); the others have nothing to keep and end at once, the default.
 type command struct {
-	name    string
-	summary string
-	run     func(args []string) error
+	name      string
+	summary   string
+	run       func(args []string) error
+	stoppable bool
 }
 
 func commands() []command {
 	return []command{
-		{"info", "list the WebGPU runtime, adapters, limits and features, and run a self-test", runInfo},
-		{"train", "train a diffusion sampler on a target density", runTrain},
-		{"eval", "evaluate a trained sampler: log Ẑ, log Ẑ^RW, W2", runEval},
-		{"view", "sample a trained sampler interactively in a window", runView},
-		{"sample", "draw from a trained posterior sampler and write f(z) as a PNG grid", runSample},
-		{"compare", "compare osds samplers with IS, MALA and HMC at equal f evaluations", runCompare},
-		{"protocol", "run the published synthetic benchmark table (resumable) and print it beside the paper's", runProtocol},
-		{"prior", "train, sample, evaluate and list generative priors and classifiers", runPrior},
-		{"bench", "measure the WGSL kernels against same-run ceilings and CPU references", runBench},
+		{"info", "list the WebGPU runtime, adapters, limits and features, and run a self-test", runInfo, false},
+		{"train", "train a diffusion sampler on a target density", runTrain, true},
+		{"eval", "evaluate a trained sampler: log Ẑ, log Ẑ^RW, W2", runEval, true},
+		{"view", "sample a trained sampler interactively in a window", runView, true},
+		{"sample", "draw from a trained posterior sampler and write f(z) as a PNG grid", runSample, true},
+		{"compare", "compare osds samplers with IS, MALA and HMC at equal f evaluations", runCompare, true},
+		{"protocol", "run the published synthetic benchmark table (resumable) and print it beside the paper's", runProtocol, true},
+		{"prior", "train, sample, evaluate and list generative priors and classifiers", runPrior, false},
+		{"bench", "measure the WGSL kernels against same-run ceilings and CPU references", runBench, false},
 	}
 }
 
@@ -51,9 +61,20 @@ func main() {
 	}
 	for _, c := range commands() {
 		if c.name == os.Args[1] {
-			if err := c.run(os.Args[2:]); err != nil {
+			if c.stoppable {
+				sigs = catchInterrupts()
+			}
+			err := c.run(os.Args[2:])
+			if err == nil {
+				err = sigs.err() // a signal during work that had no safe point to stop at
+			}
+			sigs.release()
+			switch {
+			case errors.Is(err, pflag.ErrHelp):
+				return // --help: pflag printed the flags; asking for help is not an error
+			case err != nil:
 				fmt.Fprintf(os.Stderr, "osds %s: %v\n", c.name, err)
-				os.Exit(1)
+				os.Exit(exitCode(err))
 			}
 			return
 		}

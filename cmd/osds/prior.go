@@ -24,8 +24,16 @@ func runPrior(args []string) error {
 		"eval":   runPriorEval,
 		"list":   runPriorList,
 	}
-	if len(args) == 0 || sub[args[0]] == nil {
-		return errors.New("usage: osds prior train|sample|eval|list [flags] (train: --kind vae|gan|flow|classifier --data mnist|fashion; sample/eval: a shipped model name or a .safetensors file)")
+	const usage = "usage: osds prior train|sample|eval|list [flags] (train: --kind vae|gan|flow|classifier --data mnist|fashion; sample/eval: a shipped model name or a .safetensors file); osds prior SUBCOMMAND --help lists its flags"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(os.Stderr, usage)
+		return pflag.ErrHelp
+	}
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	if sub[args[0]] == nil {
+		return fmt.Errorf("unknown subcommand %q; %s", args[0], usage)
 	}
 	return sub[args[0]](args[1:])
 }
@@ -279,15 +287,38 @@ func runPriorEval(args []string) error {
 }
 
 func runPriorList(args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("unexpected arguments %q", args)
+	fs := pflag.NewFlagSet("prior list", pflag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the shipped models as a JSON array")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	man, err := priors.ShippedManifest()
 	if err != nil {
 		return err
 	}
+	if *asJSON {
+		raw, err := json.MarshalIndent(man.Models, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s\n", raw)
+		return nil
+	}
+	fmt.Printf("%-18s %-10s %-8s %9s  %s\n", "NAME", "KIND", "DATA", "PARAMS", "METRICS (test set)")
 	for _, e := range man.Models {
-		fmt.Printf("%-18s %-10s %-8s %8d params  %v\n", e.Name, e.Kind, e.Dataset, e.Params, e.Metrics)
+		keys := make([]string, 0, len(e.Metrics))
+		for k := range e.Metrics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var ms []string
+		for _, k := range keys {
+			ms = append(ms, fmt.Sprintf("%s %.4g", k, e.Metrics[k]))
+		}
+		fmt.Printf("%-18s %-10s %-8s %9d  %s\n", e.Name, e.Kind, e.Dataset, e.Params, strings.Join(ms, ", "))
 	}
 	return nil
 }

@@ -279,8 +279,29 @@ func runCellProcess(self string, env []string, c protocolCell, what, root string
 	fmt.Fprintf(os.Stderr, "protocol: %s: in a worker process (log: %s)\n", what, logPath)
 	cmd := exec.Command(self, args...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
-	if err := cmd.Run(); err != nil {
-		return false, fmt.Errorf("%s: worker failed (%v); the end of %s:\n%s", c, err, logPath, logTail(logPath, 15))
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("%s: starting a worker: %w", c, err)
+	}
+	// A signal to this process is passed on to the worker, which checkpoints and exits.
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var runErr error
+	for waiting, forwarded := true, false; waiting; {
+		select {
+		case runErr = <-exited:
+			waiting = false
+		case <-time.After(200 * time.Millisecond):
+			if s := sigs.signal(); s != nil && !forwarded {
+				cmd.Process.Signal(s)
+				forwarded = true
+			}
+		}
+	}
+	if err := sigs.err(); err != nil {
+		return false, fmt.Errorf("%s: %w (the worker kept its checkpoint; the next call continues)", c, err)
+	}
+	if runErr != nil {
+		return false, fmt.Errorf("%s: worker failed (%v); the end of %s:\n%s", c, runErr, logPath, logTail(logPath, 15))
 	}
 	ev, ok := finished(c, root, samples)
 	if ok {
@@ -397,7 +418,9 @@ func runCells(cells []protocolCell, root string, deadline time.Time, samples int
 				args = append(args, "--resume", ckpt)
 			} else {
 				fmt.Fprintf(os.Stderr, "protocol: run %d of %d, %s: %d iterations\n", k+1, len(cells), c, c.Iters)
-				args = append(append(args, "--target", c.Target, "--seed", strconv.Itoa(c.Seed)), c.Method.Args...)
+				// --force: the cell's folder is the protocol's own; what a run that never
+				// reached its first checkpoint left there is replaced.
+				args = append(append(args, "--force", "--target", c.Target, "--seed", strconv.Itoa(c.Seed)), c.Method.Args...)
 			}
 			if left > 0 {
 				args = append(args, "--time-limit", left.String())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -24,28 +23,30 @@ func runSample(args []string) error {
 	class := fs.String("class", "", "amortised samplers (trained with --constraint class:all): the class `LABEL` to sample, or all (the default) for every class in rows of the grid")
 	seed := fs.Uint32("seed", 1, "noise stream of the sampler")
 	out := fs.String("out", "samples.png", "PNG grid to write")
+	ckptFlag := fs.String("checkpoint", "", "the checkpoint to sample (or give it as the argument; default: the newest run's)")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: osds sample CHECKPOINT [--n 64] [--class K|all] [--out samples.png]")
 	}
 	if *n < 1 || *cols < 1 {
 		return fmt.Errorf("--n %d and --cols %d must be ≥ 1", *n, *cols)
 	}
-	ck, err := train.LoadCheckpoint(fs.Arg(0))
+	path, err := checkpointArg(fs, *ckptFlag)
+	if err != nil {
+		return err
+	}
+	ck, err := train.LoadCheckpoint(path)
 	if err != nil {
 		return err
 	}
 	if ck.Target != posterior.TargetName {
-		return fmt.Errorf("%s samples %q, not a posterior in a prior's noise space (use `osds view` or `osds eval`)", fs.Arg(0), ck.Target)
+		return fmt.Errorf("%s samples %q, not a posterior in a prior's noise space (use `osds view` or `osds eval`)", path, ck.Target)
 	}
 	classes := ck.Cfg.Classes
 	// The conditions to draw (amortised), checked before the models load.
 	var labels []int
 	switch {
 	case classes == 0 && fs.Changed("class"):
-		return fmt.Errorf("--class %s: %s is not amortised: it was trained on the single constraint %s; --class needs a sampler trained with --constraint class:all", *class, fs.Arg(0), ck.Meta[posterior.MetaConstraint])
+		return fmt.Errorf("--class %s: %s is not amortised: it was trained on the single constraint %s; --class needs a sampler trained with --constraint class:all", *class, path, ck.Meta[posterior.MetaConstraint])
 	case classes > 0 && (*class == "" || *class == "all"):
 		per := *cols
 		if fs.Changed("n") {
@@ -60,7 +61,7 @@ func runSample(args []string) error {
 	case classes > 0:
 		y, err := strconv.Atoi(*class)
 		if err != nil || y < 0 || y >= classes {
-			return fmt.Errorf("--class %q: the amortised sampler %s has classes 0..%d (or all)", *class, fs.Arg(0), classes-1)
+			return fmt.Errorf("--class %q: the amortised sampler %s has classes 0..%d (or all)", *class, path, classes-1)
 		}
 		for i := 0; i < *n; i++ {
 			labels = append(labels, y)

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -81,10 +79,11 @@ func runTrain(args []string) error {
 	lr := fs.Float64("lr", 1e-3, "Adam learning rate of the drift network")
 	lrLogZ := fs.Float64("lr-logz", 0.1, "Adam learning rate of log Z")
 	seed := fs.Uint64("seed", 1, "random seed")
-	out := fs.String("out", "runs/latest", "folder for checkpoints and metrics")
+	out := fs.String("out", "", "folder for the checkpoint and metrics (default: a new folder runs/NAME-DATE-TIME; with --resume: the checkpoint's folder). A folder holding another run is refused without --force")
+	force := fs.Bool("force", false, "start a new run in an --out folder that holds another run, replacing its checkpoint and metrics")
 	every := fs.Int("checkpoint-every", 1000, "write a checkpoint every this many iterations")
 	evalEvery := fs.Int("eval-every", 0, "evaluate log Ẑ on 2000 samples every this many iterations (0: only at the end)")
-	resume := fs.String("resume", "", "continue from this checkpoint (its configuration wins)")
+	resume := fs.String("resume", "", "continue from this checkpoint; --iters, --lr, --lr-logz and the run's housekeeping flags apply, the sampler's configuration cannot change")
 	timeLimit := fs.Duration("time-limit", 0, "stop after this much wall time (e.g. 2h), with a checkpoint to --resume from (0: no limit)")
 	view := fs.Bool("view", false, "show the samples live in a window while training (closing it does not stop training)")
 	opByOp := fs.Bool("op-by-op", false, "run each iteration op by op (a dispatch per layer per step: the reference the fused iteration is tested against) instead of fused")
@@ -202,24 +201,40 @@ func runTrain(args []string) error {
 		}
 		cfg.Steps, cfg.Sigma2, cfg.Width, cfg.Harmonics = pc.Steps, pc.Sigma2, pc.Width, pc.Harmonics
 	}
-	if *iters < 0 || *every < 1 || *timeLimit < 0 {
-		return fmt.Errorf("--iters must be ≥ 0, --checkpoint-every ≥ 1 and --time-limit ≥ 0")
+	switch {
+	case *iters < 0:
+		return fmt.Errorf("--iters %d: want ≥ 0", *iters)
+	case *every < 1:
+		return fmt.Errorf("--checkpoint-every %d: want ≥ 1", *every)
+	case *timeLimit < 0:
+		return fmt.Errorf("--time-limit %v: want ≥ 0 (0: no limit)", *timeLimit)
 	}
 	if ck != nil {
 		if tg != nil && ck.Target != tg.Name() {
 			return fmt.Errorf("--resume %s was trained on %q, not --target %q", *resume, ck.Target, tg.Name())
 		}
-		cfg = ck.Cfg
+		var err error
+		if cfg, err = resumedConfig(fs, cfg, ck.Cfg, *resume); err != nil {
+			return err
+		}
 	}
 	cfg.OpByOp = *opByOp // how the iterations run is this run's choice, not the checkpoint's
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if *batch < 1 || *steps < 1 || *width < 1 {
+		return fmt.Errorf("--batch %d, --steps %d and --width %d must be ≥ 1", *batch, *steps, *width)
+	}
+	run, err := openRunFolder(*out, *resume, *force, runName(*target, *priorRef, *constraint, post), ck)
+	if err != nil {
 		return err
 	}
+	*out = run.dir
 	d, err := gpu.NewDevice()
 	if err != nil {
 		return err
 	}
 	defer d.Release()
+	if err := checkSizeLimits(d, cfg); err != nil {
+		return err
+	}
 	l := kernels.NewLibrary(d)
 	defer l.Release()
 	// What the run trains on: name, dimension, reward, true log Z (NaN when unknown) and
@@ -286,6 +301,7 @@ func runTrain(args []string) error {
 		return err
 	}
 	defer tr.Release()
+	tr.Progress = phaseProgress(sigs)
 	if ck != nil {
 		if err := tr.Restore(ck); err != nil {
 			return err
@@ -304,17 +320,25 @@ func runTrain(args []string) error {
 			}
 		}()
 	}
-	metrics, err := os.OpenFile(filepath.Join(*out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	metrics, err := run.openMetrics()
 	if err != nil {
 		return err
 	}
 	defer metrics.Close()
-	ckpt := filepath.Join(*out, "checkpoint.safetensors")
-
-	// Ctrl-C stops after the current iteration and keeps a checkpoint.
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt)
-	defer signal.Stop(stop)
+	ckpt := run.checkpoint()
+	// saved is the checkpoint a failure can point to: the resumed one when it is in
+	// this folder, then each one this run writes.
+	saved := ""
+	if ck != nil && sameFile(*resume, ckpt) {
+		saved = ckpt
+	}
+	save := func() error {
+		if err := tr.SaveWith(ckpt, name, meta); err != nil {
+			return err
+		}
+		saved = ckpt
+		return nil
+	}
 
 	what := name
 	if setup != nil {
@@ -326,30 +350,39 @@ func runTrain(args []string) error {
 	if cfg.Objective == kernels.RTB {
 		what += " by relative TB from the prior sampler " + meta["rtb.from"]
 	}
-	fmt.Fprintf(os.Stderr, "training %s (d=%d) on %s: %d iterations, batch %d, T=%d, σ²=%g, %s\niteration: %s\n",
-		what, dim, d.AdapterInfo().Device, *iters, cfg.Batch, cfg.Steps, cfg.Sigma2, cfg.Objective, tr.IterationPath())
+	fmt.Fprintf(os.Stderr, "training %s (d=%d) on %s: %d iterations, batch %d, T=%d, σ²=%g, %s\niteration: %s\nrun folder: %s\n",
+		what, dim, d.AdapterInfo().Device, *iters, cfg.Batch, cfg.Steps, cfg.Sigma2, cfg.Objective, tr.IterationPath(), run.dir)
 	start := time.Now()
 	first := tr.Iter()
 	end := first + *iters
 	// The progress line is redrawn in place on a terminal at most 4 times a second; in a
-	// log file it is a new line every 10 seconds.
+	// log file it is a new line every 10 seconds. The rate (and ETA) is measured from
+	// the first reported iteration on: the first iterations compile the pipelines.
 	tty := isTerminal(os.Stderr)
 	var lastShown time.Time
+	var steady rateMeter
 	report := func(st train.Stats) error {
 		elapsed := time.Since(start).Seconds()
-		done := st.Iter + 1 - first
-		rate := float64(done) / elapsed
+		// The row is on disk (one write per row, no buffering) before it is shown, so a
+		// kill -9 never loses a row that was printed.
+		if err := json.NewEncoder(metrics).Encode(map[string]any{"iter": st.Iter, "loss": st.Loss, "log_z": st.LogZ, "elbo_batch": -st.MeanDelta, "time": elapsed}); err != nil {
+			return fmt.Errorf("writing %s: %w", metrics.Name(), err)
+		}
+		rate, ok := steady.observe(st.Iter + 1)
 		if interval := map[bool]time.Duration{true: 250 * time.Millisecond, false: 10 * time.Second}[tty]; time.Since(lastShown) >= interval || st.Iter+1 == end {
 			lastShown = time.Now()
-			eta := time.Duration(float64(end-st.Iter-1)/rate) * time.Second
-			line := fmt.Sprintf("iter %6d/%d  loss %9.4f  log Z %9.4f  ELBO %9.4f  %6.1f it/s  ETA %-10v", st.Iter+1, end, st.Loss, st.LogZ, -st.MeanDelta, rate, eta.Round(time.Second))
+			speed := "    … it/s"
+			if ok {
+				speed = fmt.Sprintf("%6.1f it/s", rate)
+			}
+			line := fmt.Sprintf("iter %6d/%d  loss %9.4f  log Z %9.4f  ELBO %9.4f  %s  %-14s", st.Iter+1, end, st.Loss, st.LogZ, -st.MeanDelta, speed, eta(end-st.Iter-1, rate, ok))
 			if tty {
 				fmt.Fprintf(os.Stderr, "\r%s", line)
 			} else {
 				fmt.Fprintln(os.Stderr, line)
 			}
 		}
-		return json.NewEncoder(metrics).Encode(map[string]any{"iter": st.Iter, "loss": st.Loss, "log_z": st.LogZ, "elbo_batch": -st.MeanDelta, "time": elapsed})
+		return nil
 	}
 	evaluate := func() error {
 		s, err := tr.Sample(2000, uint32(tr.Iter()))
@@ -375,18 +408,19 @@ func runTrain(args []string) error {
 			}
 		}
 		fmt.Fprintln(os.Stderr)
-		return json.NewEncoder(metrics).Encode(rec)
+		if err := json.NewEncoder(metrics).Encode(rec); err != nil {
+			return fmt.Errorf("writing %s: %w", metrics.Name(), err)
+		}
+		return nil
 	}
 	var runErr error
 	var lastFrame time.Time
 	timedOut := false
 loop:
 	for tr.Iter() < end {
-		select {
-		case <-stop:
-			runErr = errors.New("interrupted")
+		if err := sigs.err(); err != nil {
+			runErr = err
 			break loop
-		default:
 		}
 		if *timeLimit > 0 && time.Since(start) >= *timeLimit {
 			timedOut = true
@@ -419,7 +453,7 @@ loop:
 			}
 		}
 		if tr.Iter()%*every == 0 {
-			if err := tr.SaveWith(ckpt, name, meta); err != nil {
+			if err := save(); err != nil {
 				runErr = err
 				break
 			}
@@ -430,31 +464,35 @@ loop:
 			}
 		}
 	}
-	if runErr != nil {
-		// A NaN stops here; the checkpoint on disk is the last good one.
+	// lastGood names what a failure leaves: a diverged run's parameters are not saved.
+	lastGood := func() string {
+		if saved == "" {
+			return fmt.Sprintf("no checkpoint was written (the first is due at iteration %d, --checkpoint-every %d)", (first / *every + 1)**every, *every)
+		}
+		return "last good checkpoint: " + saved
+	}
+	var sig *interrupted
+	if runErr != nil && !errors.As(runErr, &sig) {
+		// A NaN, a lost device or a GPU that stopped answering ends the run here.
 		fmt.Fprintf(os.Stderr, "\n")
-		if strings.Contains(runErr.Error(), "NaN") || strings.Contains(runErr.Error(), "Inf") {
-			return fmt.Errorf("%w (last good checkpoint: %s)", runErr, ckpt)
-		}
-		if runErr.Error() != "interrupted" {
-			return runErr
-		}
+		return fmt.Errorf("%w (%s)", runErr, lastGood())
 	}
 	sts, err := tr.Flush()
 	if err != nil {
-		return fmt.Errorf("%w (last good checkpoint: %s)", err, ckpt)
+		return fmt.Errorf("%w (%s)", err, lastGood())
 	}
 	for _, st := range sts {
 		if err := report(st); err != nil {
 			return err
 		}
 	}
-	if err := tr.SaveWith(ckpt, name, meta); err != nil {
+	if err := save(); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "\n%d dispatches per iteration, in one submission\ncheckpoint: %s\n", tr.Dispatches, ckpt)
-	if runErr != nil {
-		return runErr
+	if sig != nil {
+		sig.note = fmt.Sprintf("checkpoint at iteration %d: %s (continue with --resume %s)", tr.Iter(), ckpt, ckpt)
+		return sig
 	}
 	if timedOut {
 		// Not an error: the run did what was asked and can go on where it stopped.
@@ -591,6 +629,7 @@ func openCheckpoint(ck *train.Checkpoint) (*checkpointSession, error) {
 		cs.Close()
 		return nil, err
 	}
+	cs.tr.Progress = phaseProgress(sigs)
 	if err := cs.tr.Restore(ck); err != nil {
 		cs.Close()
 		return nil, err

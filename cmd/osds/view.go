@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -135,28 +134,27 @@ func runView(args []string) error {
 	frames := fs.Int("frames", 0, "quit after this many frames (0: run until closed; for scripts)")
 	save := fs.String("save", "", "save the last frame as this PNG when quitting")
 	class := fs.Int("class", -1, "amortised samplers: draw only this class (default: every class, row b of the batch class b mod classes); keys 0-9 and a change it")
+	ckptFlag := fs.String("checkpoint", "", "the checkpoint to view (or give it as the argument; default: the newest run's)")
 	keys := fs.String("keys", "", "press these keys (names as in the list above, comma-separated) one per frame from the second frame on (for scripts and tests)")
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: osds view [flags] CHECKPOINT\n\nSamples a trained sampler in a window, redrawing as it resamples: the images f(z)\nof a posterior in a prior's noise space, or the density of a 2-D target's samples.\n\n%s\nflags:\n", viewKeys)
+		fmt.Fprintf(os.Stderr, "usage: osds view [flags] [CHECKPOINT]\n\nSamples a trained sampler in a window, redrawing as it resamples: the images f(z)\nof a posterior in a prior's noise space, or the density of a 2-D target's samples.\n\n%s\nflags:\n", viewKeys)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("usage: osds view [flags] CHECKPOINT")
+	path, err := checkpointArg(fs, *ckptFlag)
+	if err != nil {
+		return err
 	}
-	ck, err := train.LoadCheckpoint(fs.Arg(0))
+	ck, err := train.LoadCheckpoint(path)
 	if err != nil {
 		return err
 	}
 	B, classes := ck.Cfg.Batch, ck.Cfg.Classes
 	switch {
 	case classes == 0 && fs.Changed("class"):
-		return fmt.Errorf("--class: %s is not amortised (trained on %s)", fs.Arg(0), ck.Meta[posterior.MetaConstraint])
+		return fmt.Errorf("--class: %s is not amortised (trained on %s)", path, ck.Meta[posterior.MetaConstraint])
 	case classes > 0 && fs.Changed("class") && (*class < 0 || *class >= classes):
 		return fmt.Errorf("--class %d: the sampler has classes 0..%d", *class, classes-1)
 	}
@@ -305,6 +303,13 @@ func runView(args []string) error {
 		}
 		if w.ShouldClose() {
 			break
+		}
+		if err := sigs.err(); err != nil {
+			// Ctrl-C in the terminal quits like the window's q, saving --save first.
+			if serr := finishView(*save, savePNG); serr != nil {
+				return serr
+			}
+			return err
 		}
 		time.Sleep(30 * time.Millisecond)
 	}
