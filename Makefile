@@ -6,7 +6,7 @@ GOFLAGS_TEST ?= -count=1
 # packages are tested one at a time to keep timings and memory predictable.
 TEST_PARALLEL ?= 1
 
-.PHONY: setup build test demo bench bench-peer clean
+.PHONY: setup build test demo bench bench-peer clean onnx-fixtures
 
 setup:
 	@bash scripts/setup.sh
@@ -47,3 +47,9 @@ bench-peer:
 
 clean:
 	rm -rf bin out
+
+# The PyTorch fixtures of nn/onnx (issue #19): small models exported with torch.onnx.export
+# and their float64 references, rewritten into nn/onnx/testdata/ (deterministic: fixed
+# seeds). Installs Debian's python3-torch when missing; make test never needs it.
+onnx-fixtures:
+	@bash scripts/onnx-fixtures.sh
