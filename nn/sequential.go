@@ -40,10 +40,15 @@ type Pass struct {
 	Forward, Backward []*kernels.Op
 	scratch           []*kernels.Tensor
 	children          []*Pass
+	onRelease         []func()
 }
 
 // Own hands tensors to the pass, to be freed with it (a layer's scratch).
 func (p *Pass) Own(ts ...*kernels.Tensor) { p.scratch = append(p.scratch, ts...) }
+
+// OnRelease adds f to what Release does (a layer that wraps an object with its own
+// Release, such as an imported ONNX graph).
+func (p *Pass) OnRelease(f func()) { p.onRelease = append(p.onRelease, f) }
 
 // Release frees the ops and the scratch tensors.
 func (p *Pass) Release() {
@@ -62,7 +67,10 @@ func (p *Pass) Release() {
 	for _, c := range p.children {
 		c.Release()
 	}
-	p.Forward, p.Backward, p.scratch, p.children = nil, nil, nil, nil
+	for _, f := range p.onRelease {
+		f()
+	}
+	p.Forward, p.Backward, p.scratch, p.children, p.onRelease = nil, nil, nil, nil, nil
 }
 
 // Sequential applies its layers in order: y = L_n(…L_1(x)).

@@ -31,8 +31,11 @@ import (
 //	inpaint:MASK.png[,sigma=S][,image=N]            Gaussian observation (default S = 0.1)
 //	                                                 of test image N (default 0) of the
 //	                                                 prior's dataset where MASK is white
+//	wgsl:FILE.wgsl[,step=H]                          the user's fn log_reward(x: Sample)
+//	onnx:FILE.onnx[,label=L][,beta=B][,output=NAME]  an imported classifier's log-probability
+//	                                                 of L, or a reward model's value, × B
 type Spec struct {
-	Kind string // "class", "inpaint" or "wgsl"
+	Kind string // "class", "inpaint", "wgsl" or "onnx"
 
 	Label      int // AllClasses: the amortised family over every class
 	Beta       float64
@@ -43,8 +46,10 @@ type Spec struct {
 	Sigma float64
 	Image int
 
-	File string  // wgsl: the constraint's .wgsl file
+	File string  // wgsl: the constraint's .wgsl file; onnx: the model's .onnx file
 	Step float64 // wgsl: finite-difference step (0: the default)
+
+	Output string // onnx: the model output to read ("": the first)
 }
 
 // AllClasses is the Label of the spec class:all.
@@ -56,7 +61,7 @@ func (s Spec) Amortised() bool { return s.Kind == "class" && s.Label == AllClass
 // ParseSpec parses a constraint spec; errors say what is wrong and what is expected.
 func ParseSpec(s string) (Spec, error) {
 	kind, rest, ok := strings.Cut(strings.TrimSpace(s), ":")
-	usage := "want class:LABEL|all[,beta=B][,cap=T][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=S][,image=N] or wgsl:FILE.wgsl[,step=H]"
+	usage := "want class:LABEL|all[,beta=B][,cap=T][,classifier=NAME|FILE] or inpaint:MASK.png[,sigma=S][,image=N] or wgsl:FILE.wgsl[,step=H] or onnx:FILE.onnx[,label=L][,beta=B][,output=NAME]"
 	if !ok || rest == "" {
 		return Spec{}, fmt.Errorf("constraint %q: %s", s, usage)
 	}
@@ -143,6 +148,23 @@ func ParseSpec(s string) (Spec, error) {
 		if sp.Step, err = num("step", 0, true); err != nil {
 			return Spec{}, err
 		}
+	case "onnx":
+		if err := allow("label", "beta", "output"); err != nil {
+			return Spec{}, err
+		}
+		if sp.File = strings.TrimSpace(parts[0]); sp.File == "" {
+			return Spec{}, fmt.Errorf("constraint %q: no .onnx file", s)
+		}
+		sp.Label = -1
+		if v, ok := opts["label"]; ok {
+			if sp.Label, err = strconv.Atoi(v); err != nil || sp.Label < 0 {
+				return Spec{}, fmt.Errorf("constraint %q: label=%s (want an output column ≥ 0)", s, v)
+			}
+		}
+		if sp.Beta, err = num("beta", 1, true); err != nil {
+			return Spec{}, err
+		}
+		sp.Output = opts["output"]
 	default:
 		return Spec{}, fmt.Errorf("constraint %q: unknown kind %q: %s", s, kind, usage)
 	}
@@ -172,6 +194,16 @@ func (s Spec) String() string {
 			return fmt.Sprintf("wgsl:%s,step=%s", s.File, strconv.FormatFloat(s.Step, 'g', -1, 64))
 		}
 		return "wgsl:" + s.File
+	case "onnx":
+		out := "onnx:" + s.File
+		if s.Label >= 0 {
+			out += ",label=" + strconv.Itoa(s.Label)
+		}
+		out += ",beta=" + strconv.FormatFloat(s.Beta, 'g', -1, 64)
+		if s.Output != "" {
+			out += ",output=" + s.Output
+		}
+		return out
 	}
 	return s.Kind + ":?"
 }
@@ -209,6 +241,13 @@ func (s *Setup) Describe() string { return s.PriorRef + " | " + s.Spec.String() 
 // resolveRef makes a model reference stable: an existing file becomes its absolute path,
 // anything else stays a shipped name.
 func resolveRef(ref string) string {
+	if priors.IsONNXRef(ref) && strings.Contains(ref, ",") {
+		// An imported prior with options: the path part becomes absolute.
+		if r, err := priors.ParseONNXRef(ref); err == nil {
+			r.Path = resolveRef(r.Path)
+			return r.String()
+		}
+	}
 	if _, err := os.Stat(ref); err == nil {
 		if abs, err := filepath.Abs(ref); err == nil {
 			return abs
@@ -221,7 +260,11 @@ func resolveRef(ref string) string {
 func loadModel(d *gpu.Device, what, ref string) (priors.Model, map[string]string, error) {
 	m, md, err := priors.LoadNamedOrFile(d, ref)
 	if err != nil {
-		if _, statErr := os.Stat(ref); statErr != nil {
+		path := ref
+		if priors.IsONNXRef(ref) {
+			path, _, _ = strings.Cut(ref, ",")
+		}
+		if _, statErr := os.Stat(path); statErr != nil {
 			return nil, nil, fmt.Errorf("%s %q is neither a file nor a shipped model (shipped: %s)", what, ref, shippedNames())
 		}
 		return nil, nil, fmt.Errorf("%s %q: %w", what, ref, err)
@@ -269,7 +312,11 @@ func Open(l *kernels.Library, priorRef string, spec Spec) (*Setup, error) {
 		ref := spec.Classifier
 		if ref == "" {
 			if s.Dataset == "" {
-				return fail(fmt.Errorf("prior %q names no dataset: give the classifier, %s,classifier=NAME|FILE", priorRef, strings.SplitN(spec.String(), ",", 2)[0]))
+				hint := ""
+				if priors.IsONNXRef(priorRef) {
+					hint = fmt.Sprintf(", or name the dataset it was trained on: --prior %s,data=mnist", priorRef)
+				}
+				return fail(fmt.Errorf("prior %q names no dataset: give the classifier, %s,classifier=NAME|FILE%s", priorRef, strings.SplitN(spec.String(), ",", 2)[0], hint))
 			}
 			ref = s.Dataset + "-classifier"
 		}
@@ -326,6 +373,13 @@ func Open(l *kernels.Library, priorRef string, spec Spec) (*Setup, error) {
 			return fail(err)
 		}
 		s.Constraint = wc
+	case "onnx":
+		s.Spec.File = resolveRef(spec.File)
+		oc, err := NewONNXConstraint(spec, h, w, c)
+		if err != nil {
+			return fail(err)
+		}
+		s.Constraint = oc
 	default:
 		return fail(fmt.Errorf("unknown constraint kind %q", spec.Kind))
 	}
@@ -436,6 +490,8 @@ func (s *Setup) ScoreLabels(l *kernels.Library, xs []float32, labels []int) (map
 // Amortised setups score with ScoreLabels.
 func (s *Setup) Score(l *kernels.Library, xs []float32, n int) (map[string]float64, error) {
 	switch c := s.Constraint.(type) {
+	case *ONNX:
+		return c.score(l, xs, n)
 	case Class:
 		pred, err := priors.Predict(l, c.Classifier, xs)
 		if err != nil {

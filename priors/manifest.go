@@ -143,9 +143,16 @@ func LoadShipped(d *gpu.Device, name string) (Model, *Entry, error) {
 	return model, e, nil
 }
 
-// LoadNamedOrFile loads a shipped model by name, or a model file when ref names an
-// existing path.
+// LoadNamedOrFile loads a shipped model by name, a model file when ref names an existing
+// path, or an imported generator when ref is PATH.onnx[,options] (ParseONNXRef).
 func LoadNamedOrFile(d *gpu.Device, ref string) (Model, map[string]string, error) {
+	if IsONNXRef(ref) {
+		p, err := LoadONNXPrior(d, ref)
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, map[string]string{MetaKind: p.Kind(), MetaDataset: p.Dataset()}, nil
+	}
 	if _, err := os.Stat(ref); err == nil {
 		return LoadModel(d, ref)
 	}

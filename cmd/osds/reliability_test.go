@@ -229,6 +229,15 @@ func reliabilityCases() []reliabilityCase {
 		{id: "protocol-cell", class: "bad input", what: "`osds protocol --cell nosuch`", args: args("protocol", "--out", "{TMP}/p", "--cell", "nosuch"), code: 1, want: "nosuch"},
 		{id: "backend-unknown", class: "bad input", what: "OSDS_ADAPTER_BACKEND=nosuch", args: args("info"), env: []string{"OSDS_ADAPTER_BACKEND=nosuch"}, code: 1, want: `OSDS_ADAPTER_BACKEND: gpu: unknown backend "nosuch"`},
 		{id: "runtime-missing", class: "bad input", what: "the Dawn runtime missing (OSDS_WEBGPU_LIB=/nonexistent)", args: args("info"), env: []string{"OSDS_WEBGPU_LIB=/nonexistent"}, code: 1, want: "make setup"},
+		{id: "onnx-prior", class: "bad input", what: "an imported PyTorch generator (nn/onnx's DCGAN fixture) under the shipped classifier trains", args: args("train", "--prior", "{REPO}/nn/onnx/testdata/generator.onnx,data=mnist", "--constraint", "class:3", small, "--iters", "2", "--out", "{TMP}/r"), code: 0, want: "class_rate"},
+		{id: "onnx-prior-no-data", class: "bad input", what: "an imported generator without data= under class:L", args: args("train", "--prior", "{REPO}/nn/onnx/testdata/generator.onnx", "--constraint", "class:3", "--out", "{TMP}/r"), code: 1, want: "or name the dataset it was trained on"},
+		{id: "onnx-prior-missing", class: "bad input", what: "--prior naming an .onnx file that does not exist", args: args("train", "--prior", "/nonexistent/g.onnx", "--constraint", "class:3", "--out", "{TMP}/r"), code: 1, want: `prior "/nonexistent/g.onnx" is neither a file nor a shipped model`},
+		{id: "onnx-prior-not-onnx", class: "bad input", what: "--prior naming a text file called .onnx", args: args("train", "--prior", "{NOTONNX}", "--constraint", "class:3", "--out", "{TMP}/r"), code: 1, want: "not a valid ONNX file"},
+		{id: "onnx-prior-option", class: "bad input", what: "an unknown option of an imported prior", args: args("train", "--prior", "{REPO}/nn/onnx/testdata/generator.onnx,colour=rgb", "--constraint", "class:3", "--out", "{TMP}/r"), code: 1, want: `unknown option "colour"`},
+		{id: "onnx-constraint-label", class: "bad input", what: "onnx:CLASSIFIER without label=", args: args("train", post, "onnx:{REPO}/nn/onnx/testdata/classifier.onnx", "--out", "{TMP}/r"), code: 1, want: "give the class, onnx:classifier.onnx,label=L"},
+		{id: "onnx-constraint-size", class: "bad input", what: "an imported 12×12 classifier under a 28×28 prior", args: args("train", post, "onnx:{REPO}/nn/onnx/testdata/classifier.onnx,label=3", "--out", "{TMP}/r"), code: 1, want: "(144 values per row) but the prior makes rows of 784"},
+		{id: "sample-npz", class: "convention", what: "`osds sample --out s.npz,s.csv` writes a synthetic target's samples as numbers", args: args("sample", "{CK}", "--n", "20", "--out", "{TMP}/s.npz,{TMP}/s.csv"), code: 0, want: "20 samples of gmm25, d = 2"},
+		{id: "sample-format", class: "bad input", what: "`osds sample --out s.txt`", args: args("sample", "{POST}", "--out", "{TMP}/s.txt"), code: 1, want: `unknown format ".txt"`},
 		{id: "time-limit", class: "bad input", what: "--time-limit 1ns stops with a checkpoint and says how to continue", args: args("train", "--target", "gmm25", small, "--iters", "5", "--time-limit", "1ns", "--out", "{TMP}/r"), code: 0, want: "continue with --resume"},
 	}
 }
@@ -306,6 +315,7 @@ func newHarness(t *testing.T) *harness {
 	write("trunc.safetensors", raw[:len(raw)/3])
 	h.fixtures["NOTCK"] = filepath.Join(repo, "priors", "weights", "mnist-vae.safetensors")
 	h.fixtures["FILE"] = write("notes.txt", []byte("not an image\n"))
+	h.fixtures["NOTONNX"] = write("notes.onnx", []byte("not a model\n"))
 	h.fixtures["DIR"] = t.TempDir()
 	h.fixtures["WGSL_NAN"] = write("nan.wgsl", []byte("fn log_reward(x: Sample) -> f32 {\n\treturn sqrt(-1.0 - x[0] * x[0]);\n}\n"))
 	h.fixtures["WGSL_LOOP"] = write("loop.wgsl", []byte("fn log_reward(x: Sample) -> f32 {\n\tvar s = 0.0;\n\tvar i = 0u;\n\twhile (x[0] < 1e30) {\n\t\ts += x[i % 4u];\n\t\ti += 1u;\n\t\tif (s > 1e30) { s = 0.0; }\n\t}\n\treturn s;\n}\n"))

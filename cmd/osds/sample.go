@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -12,17 +13,19 @@ import (
 	"osds/train"
 )
 
-// runSample draws from a trained posterior sampler and writes x = f(z) as a PNG grid.
-// An amortised sampler (trained with class:all) draws the class given by --class, or
-// every class, one grid row each; either way the samples come from one SDE pass per
-// batch of the training batch size.
+// runSample draws from a trained sampler and writes its samples: x = f(z) of a posterior
+// sampler as a PNG grid, and z and x as numbers (.npz, .npy, .safetensors, .csv) for
+// the user's own tools; a synthetic target's samples z as numbers. An amortised sampler
+// (trained with class:all) draws the class given by --class, or every class, one grid
+// row each; either way the samples come from one SDE pass per batch of the training
+// batch size.
 func runSample(args []string) error {
 	fs := pflag.NewFlagSet("sample", pflag.ContinueOnError)
 	n := fs.Int("n", 64, "number of samples (amortised samplers without --class: per class, default --cols)")
 	cols := fs.Int("cols", 8, "grid columns")
 	class := fs.String("class", "", "amortised samplers (trained with --constraint class:all): the class `LABEL` to sample, or all (the default) for every class in rows of the grid")
 	seed := fs.Uint32("seed", 1, "noise stream of the sampler")
-	out := fs.String("out", "samples.png", "PNG grid to write")
+	out := fs.String("out", "samples.png", "files to write, comma-separated, each in the format of its extension: "+sampleFormats)
 	ckptFlag := fs.String("checkpoint", "", "the checkpoint to sample (or give it as the argument; default: the newest run's)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -38,8 +41,42 @@ func runSample(args []string) error {
 	if err != nil {
 		return err
 	}
-	if ck.Target != posterior.TargetName {
-		return fmt.Errorf("%s samples %q, not a posterior in a prior's noise space (use `osds view` or `osds eval`)", path, ck.Target)
+	post := ck.Target == posterior.TargetName
+	outs := strings.Split(*out, ",")
+	for _, o := range outs {
+		if err := checkSampleOut(strings.TrimSpace(o), post, ck.Dim); err != nil {
+			if !post && strings.EqualFold(filepath.Ext(o), ".png") {
+				return fmt.Errorf("%s samples %q, not a posterior in a prior's noise space: %w", path, ck.Target, err)
+			}
+			return err
+		}
+	}
+	if !post {
+		if fs.Changed("class") {
+			return fmt.Errorf("--class: %s samples %q, which has no classes", path, ck.Target)
+		}
+		cs, err := openCheckpoint(ck)
+		if err != nil {
+			return err
+		}
+		defer cs.Close()
+		s, err := cs.tr.Sample(*n, *seed)
+		if err != nil {
+			return err
+		}
+		set := &sampleSet{N: len(s.Z), D: ck.Dim}
+		for _, z := range s.Z {
+			for _, v := range z {
+				set.Z = append(set.Z, float32(v))
+			}
+		}
+		for _, o := range outs {
+			if err := set.write(strings.TrimSpace(o)); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("wrote %s (%d samples of %s, d = %d)\n", strings.Join(outs, ", "), set.N, ck.Target, ck.Dim)
+		return nil
 	}
 	classes := ck.Cfg.Classes
 	// The conditions to draw (amortised), checked before the models load.
@@ -87,8 +124,22 @@ func runSample(args []string) error {
 		return err
 	}
 	h, w, c := cs.setup.Prior.Image()
-	if err := priors.WriteGridPNG(*out, xs, total, h, w, c, *cols); err != nil {
-		return err
+	set := &sampleSet{N: total, D: ck.Dim, X: xs, H: h, W: w, C: c, Labels: s.Labels}
+	for _, z := range s.Z {
+		for _, v := range z {
+			set.Z = append(set.Z, float32(v))
+		}
+	}
+	for _, o := range outs {
+		o = strings.TrimSpace(o)
+		if strings.EqualFold(filepath.Ext(o), ".png") {
+			err = priors.WriteGridPNG(o, xs, total, h, w, c, *cols)
+		} else {
+			err = set.write(o)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	var score map[string]float64
 	if s.Labels != nil {
@@ -111,6 +162,6 @@ func runSample(args []string) error {
 			what = fmt.Sprintf("%d samples of class %s of the amortised sampler of %s", total, *class, cs.setup.Describe())
 		}
 	}
-	fmt.Printf("wrote %s (%s; %s)\n", *out, what, strings.Join(parts, ", "))
+	fmt.Printf("wrote %s (%s; %s)\n", strings.Join(outs, ", "), what, strings.Join(parts, ", "))
 	return nil
 }

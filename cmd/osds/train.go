@@ -55,8 +55,8 @@ func openTrainView(d *gpu.Device, tr *train.Trainer, setup *posterior.Setup, tar
 func runTrain(args []string) error {
 	fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
 	target := fs.String("target", "gmm25", "target density: gmm25, funnel or manywell")
-	priorRef := fs.String("prior", "", "train a posterior sampler in the noise space of this prior: a shipped name (mnist-vae) or a .safetensors file (needs --constraint; excludes --target)")
-	constraint := fs.String("constraint", "", "the posterior's constraint `SPEC`: class:LABEL[,beta=1][,cap=T][,classifier=NAME|FILE] (r = min(p_cls, T)^beta) or inpaint:MASK.png[,sigma=0.1][,image=N] (MASK: white = observed) or wgsl:FILE.wgsl[,step=H] (your fn log_reward(x: Sample) -> f32, see examples/constraints); class:all trains ONE amortised sampler for every class (sample one with osds sample --class)")
+	priorRef := fs.String("prior", "", "train a posterior sampler in the noise space of this prior: a shipped name (mnist-vae), a .safetensors file, or a PyTorch generator as FILE.onnx[,latent=N][,shape=CxHxW][,data=mnist][,output=NAME] (docs/onnx.md) (needs --constraint; excludes --target)")
+	constraint := fs.String("constraint", "", "the posterior's constraint `SPEC`: class:LABEL[,beta=1][,cap=T][,classifier=NAME|FILE] (r = min(p_cls, T)^beta) or inpaint:MASK.png[,sigma=0.1][,image=N] (MASK: white = observed) or wgsl:FILE.wgsl[,step=H] (your fn log_reward(x: Sample) -> f32, see examples/constraints) or onnx:FILE.onnx[,label=L][,beta=B][,output=NAME] (a PyTorch classifier's log-probability of L, or a reward model's value); class:all trains ONE amortised sampler for every class (sample one with osds sample --class)")
 	iters := fs.Int("iters", 25000, "training iterations")
 	steps := fs.Int("steps", 100, "SDE steps T")
 	batch := fs.Int("batch", 300, "trajectories per iteration")
