@@ -14,6 +14,8 @@ import (
 
 	"osds/gpu"
 	"osds/kernels"
+	"osds/nn"
+	"osds/nn/onnx"
 	"osds/priors"
 )
 
@@ -23,8 +25,9 @@ func runPrior(args []string) error {
 		"sample": runPriorSample,
 		"eval":   runPriorEval,
 		"list":   runPriorList,
+		"export": runPriorExport,
 	}
-	const usage = "usage: osds prior train|sample|eval|list [flags] (train: --kind vae|gan|flow|classifier --data mnist|fashion; sample/eval: a shipped model name or a .safetensors file); osds prior SUBCOMMAND --help lists its flags"
+	const usage = "usage: osds prior train|sample|eval|list|export [flags] (train: --kind vae|gan|flow|classifier --data mnist|fashion; sample/eval/export: a shipped model name or a .safetensors file; export NAME|FILE --onnx OUT.onnx); osds prior SUBCOMMAND --help lists its flags"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprintln(os.Stderr, usage)
 		return pflag.ErrHelp
@@ -325,3 +328,56 @@ func runPriorList(args []string) error {
 
 // jsonRaw marshals v for a manifest field.
 func jsonRaw(v any) ([]byte, error) { return json.Marshal(v) }
+
+// runPriorExport writes a shipped model or a model file as ONNX: a prior's generator
+// z → x [batch, 1, H, W], a classifier x → log_probs (and logits). The file is read back
+// by osds's importer before it is written, so what lands on disk is known to load.
+func runPriorExport(args []string) error {
+	fs := pflag.NewFlagSet("prior export", pflag.ContinueOnError)
+	out := fs.String("onnx", "", "ONNX file to write (OUT.onnx)")
+	const usage = "usage: osds prior export NAME|FILE --onnx OUT.onnx"
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New(usage)
+	}
+	if *out == "" {
+		return fmt.Errorf("--onnx is required; %s", usage)
+	}
+	if !strings.EqualFold(filepath.Ext(*out), ".onnx") {
+		return fmt.Errorf("--onnx %s: the file name must end in .onnx (osds recognises ONNX priors and constraints by it)", *out)
+	}
+	ref := fs.Arg(0)
+	l, closeLib, err := openLibrary()
+	if err != nil {
+		return err
+	}
+	defer closeLib()
+	m, md, err := priors.LoadNamedOrFile(l.Device(), ref)
+	if err != nil {
+		return err
+	}
+	defer m.Release()
+	meta := map[string]string{"osds.source": ref}
+	if ds := md[priors.MetaDataset]; ds != "" {
+		meta[priors.MetaDataset] = ds
+	}
+	data, err := priors.MarshalONNX(m, meta)
+	if err != nil {
+		return err
+	}
+	om, err := onnx.Parse(data)
+	if err != nil {
+		return fmt.Errorf("the exported model of %s does not read back (a bug in osds): %w", ref, err)
+	}
+	if err := nn.WriteFileAtomic(*out, data); err != nil {
+		return err
+	}
+	outs := make([]string, len(om.Outputs))
+	for i, o := range om.Outputs {
+		outs[i] = o.String()
+	}
+	fmt.Printf("wrote %s (%.1f MB): %s (%s) as ONNX opset %d, %s → %s\n", *out, float64(len(data))/1e6, ref, m.Kind(), om.Opset, om.Input, strings.Join(outs, ", "))
+	return nil
+}
