@@ -6,7 +6,7 @@ GOFLAGS_TEST ?= -count=1
 # packages are tested one at a time to keep timings and memory predictable.
 TEST_PARALLEL ?= 1
 
-.PHONY: setup build test demo bench bench-peer clean onnx-fixtures
+.PHONY: setup build test demo bench bench-peer clean onnx-fixtures onnx-examples
 
 setup:
 	@bash scripts/setup.sh
@@ -53,3 +53,12 @@ clean:
 # seeds). Installs Debian's python3-torch when missing; make test never needs it.
 onnx-fixtures:
 	@bash scripts/onnx-fixtures.sh
+
+# The example models of examples/onnx (issue #19): a VAE decoder (z → x) and a conv
+# classifier (x → log-probabilities) trained on MNIST in PyTorch and exported with
+# torch.onnx.export, the kind of models users bring (about 10 minutes on one CPU thread;
+# fixed seeds). Needs Debian's python3-torch (`make onnx-fixtures` installs it) and MNIST
+# (`make setup`); make test never needs them (the models are committed).
+onnx-examples:
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "onnx-examples: needs Debian's python3-torch: apt-get install python3-torch (make onnx-fixtures installs it)" >&2; exit 1; }
+	/usr/bin/python3 examples/onnx/make_models.py
