@@ -251,8 +251,19 @@ func (t *Trainer) Restore(c *Checkpoint) (err error) {
 	return nil
 }
 
-// TargetReward returns the reward builder of a named synthetic target.
+// TargetReward returns the reward builder of a named synthetic target (a name NewTarget
+// takes: a WGSL target's file is read here, once, and compiled with the first reward
+// built; an unreadable or invalid one makes every reward fail with the reason).
 func TargetReward(name string) RewardFunc {
+	if spec, ok := isWGSLTarget(name); ok {
+		t, err := NewWGSLTarget(spec)
+		if err != nil {
+			return func(*kernels.Library, *kernels.Tensor, *kernels.Tensor, *kernels.Tensor) (*Reward, error) {
+				return nil, err
+			}
+		}
+		return t.Reward()
+	}
 	return func(l *kernels.Library, logr, grad, z *kernels.Tensor) (*Reward, error) {
 		return OpReward(l.LogReward(logr, grad, z, kernels.TargetKind(name)))
 	}

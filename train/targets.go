@@ -8,9 +8,11 @@ import (
 )
 
 // Target is an unnormalised density R(x) on R^d, known through log R and its gradient.
-// The float64 methods here are the references the GPU kernels are tested against.
+// The float64 methods here are the references the GPU kernels are tested against; a
+// user's WGSL target (WGSLTarget) has no float64 form, and its LogR and GradLogR are NaN.
 type Target interface {
-	// Name is the target's command-line name ("gmm25", "funnel", "manywell").
+	// Name is the target's command-line name ("gmm25", "funnel", "manywell",
+	// "wgsl:/abs/path.wgsl"), which NewTarget takes back.
 	Name() string
 	// Dim is d.
 	Dim() int
@@ -22,12 +24,31 @@ type Target interface {
 	LogR(x []float64) float64
 	// GradLogR writes ∇log R(x) into g.
 	GradLogR(x, g []float64)
-	// Sample draws n exact samples of R/Z (ground truth).
+	// Sample draws n exact samples of R/Z (ground truth), or returns nil for a target
+	// without an exact sampler (see HasExactSamples).
 	Sample(rng *rand.Rand, n int) [][]float64
 }
 
-// NewTarget returns the target with the given name.
+// HasExactSamples reports whether t.Sample draws exact samples: every built-in target
+// does; a target that says otherwise through a HasExactSamples method (WGSLTarget, known
+// only through its log density) does not.
+func HasExactSamples(t Target) bool {
+	if s, ok := t.(interface{ HasExactSamples() bool }); ok {
+		return s.HasExactSamples()
+	}
+	return true
+}
+
+// NewTarget returns the target with the given name: gmm25, funnel, manywell, or a user's
+// energy in WGSL, wgsl:FILE.wgsl[,step=H] (NewWGSLTarget).
 func NewTarget(name string) (Target, error) {
+	if spec, ok := isWGSLTarget(name); ok {
+		t, err := NewWGSLTarget(spec)
+		if err != nil {
+			return nil, err // not a Target holding a nil *WGSLTarget
+		}
+		return t, nil
+	}
 	switch strings.ToLower(name) {
 	case "gmm25", "25gmm":
 		return GMM25{}, nil
@@ -36,7 +57,7 @@ func NewTarget(name string) (Target, error) {
 	case "manywell":
 		return Manywell{}, nil
 	}
-	return nil, fmt.Errorf("train: unknown target %q (want gmm25, funnel or manywell)", name)
+	return nil, fmt.Errorf("train: unknown target %q (want gmm25, funnel or manywell), or your own energy in WGSL: %s", name, wgslTargetUsage)
 }
 
 const log2Pi = 1.8378770664093453 // log(2π)

@@ -122,10 +122,27 @@ func runEval(args []string) error {
 	}
 	fmt.Fprintf(out, "target        %s (d=%d), %d iterations, %s\n", tg.Name(), tg.Dim(), ck.Iter, ck.Cfg.Objective)
 	fmt.Fprintf(out, "samples       %d\n", *n)
-	fmt.Fprintf(out, "log Z (true)  %.4f\n", r.LogZ)
-	fmt.Fprintf(out, "log Ẑ (ELBO)  %.4f   Δ    = %.4f\n", r.ELBO, r.Delta)
-	fmt.Fprintf(out, "log Ẑ^RW      %.4f   Δ^RW = %.4f\n", r.IW, r.DeltaRW)
-	fmt.Fprintf(out, "EUBO          %.4f   EUBO − log Z = %.4f\n", r.EUBO, r.EUBO-r.LogZ)
+	// A user's WGSL target may lack LOG_Z (then there are no gaps to report) and always
+	// lacks an exact sampler (then no W2 and no EUBO): say so instead of printing NaN.
+	if math.IsNaN(r.LogZ) {
+		fmt.Fprintf(out, "log Z (true)  unknown (the target declares no LOG_Z)\n")
+		fmt.Fprintf(out, "log Ẑ (ELBO)  %.4f\n", r.ELBO)
+		fmt.Fprintf(out, "log Ẑ^RW      %.4f\n", r.IW)
+	} else {
+		fmt.Fprintf(out, "log Z (true)  %.4f\n", r.LogZ)
+		fmt.Fprintf(out, "log Ẑ (ELBO)  %.4f   Δ    = %.4f\n", r.ELBO, r.Delta)
+		fmt.Fprintf(out, "log Ẑ^RW      %.4f   Δ^RW = %.4f\n", r.IW, r.DeltaRW)
+	}
+	if !train.HasExactSamples(tg) {
+		fmt.Fprintf(out, "EUBO          unavailable: it needs exact samples, and the target has no exact sampler\n")
+		fmt.Fprintf(out, "W2            unavailable: it needs exact samples, and the target has no exact sampler\n")
+		return nil
+	}
+	if math.IsNaN(r.LogZ) {
+		fmt.Fprintf(out, "EUBO          %.4f\n", r.EUBO)
+	} else {
+		fmt.Fprintf(out, "EUBO          %.4f   EUBO − log Z = %.4f\n", r.EUBO, r.EUBO-r.LogZ)
+	}
 	fmt.Fprintf(out, "W2            %.4f\n", r.W2)
 	return nil
 }
@@ -181,10 +198,18 @@ type syntheticEval struct {
 
 // evalSynthetic measures on-policy samples s of tr against target tg: the ELBO and
 // importance-weighted log Ẑ and their gaps to the true log Z, the EUBO and W2 against n
-// exact samples drawn with seed.
+// exact samples drawn with seed. What the target cannot give is NaN: the gaps without a
+// known log Z, the EUBO and W2 without an exact sampler (a user's WGSL target).
 func evalSynthetic(tr *train.Trainer, tg train.Target, s *train.Samples, n int, seed uint64) (syntheticEval, error) {
-	logZ, _ := tg.LogZ()
+	logZ, ok := tg.LogZ()
+	if !ok {
+		logZ = math.NaN()
+	}
 	est := train.EstimateLogZ(s.LogW, logZ)
+	if !train.HasExactSamples(tg) {
+		return syntheticEval{Iter: tr.Iter(), Samples: n, LogZ: logZ, ELBO: est.ELBO, IW: est.IW,
+			Delta: est.Delta, DeltaRW: est.DelRW, EUBO: math.NaN(), W2: math.NaN()}, nil
+	}
 	truth := tg.Sample(rand.New(rand.NewPCG(seed, 99)), n)
 	w2, err := train.W2(s.Z, truth)
 	if err != nil {

@@ -1,25 +1,32 @@
-// user_constraint.wgsl — the harness of a user's WGSL constraint (posterior.WGSL): log r(x)
-// and ∇_x log r(x) for the rows x_b of a prior's output x [B, D].
+// user_function.wgsl — the harness of a user's WGSL function (kernels.UserWGSL): a scalar
+// f(x) and its gradient ∇_x f(x) for the rows x_b of x [B, D]. Two kinds use it:
+//   WGSL constraints (posterior.WGSL):  $FN = log_reward,  $GRAD = grad_log_reward,
+//                                       $ROW = Sample, D generated (the prior's row width)
+//   WGSL targets (train.WGSLTarget):    $FN = log_density, $GRAD = grad_log_density,
+//                                       $ROW = State, D declared by the user's file
 //
-// The module is assembled by posterior.WGSL as
-//   <the user's file, unchanged>  <this file>  const D: u32 = <row width>u;
+// This file is a template: kernels.UserWGSL replaces $ROW, $FN and $GRAD by the kind's
+// names (in place, so line numbers stay those of this file) and assembles the module as
+//   <the user's file, unchanged>  <this file>  <generated lines>
 // so that compiler line numbers in the user's part are the user's own (WGSL declarations
-// are order-independent). The user's file defines, over ONE sample,
-//   fn log_reward(x: Sample) -> f32                 (required)
-//   fn grad_log_reward(x: Sample) -> Sample         (optional: ∇_x log r(x))
-// with Sample = array<f32, D> declared here. The lines between `//!if grad_log_reward` and
-// `//!end` are blanked (line count kept) when the user's file defines no grad_log_reward.
-// Every name of the harness starts with osds_ (or Osds) to stay out of the user's way.
+// are order-independent). The generated lines declare D (constraints) or assert that the
+// user's D is the one osds read from the file (targets). The user's file defines, over ONE
+// row,
+//   fn $FN(x: $ROW) -> f32                 (required)
+//   fn $GRAD(x: $ROW) -> $ROW              (optional: ∇_x f(x))
+// with $ROW = array<f32, D> declared here. The lines between `//!if grad` and `//!end` are
+// blanked (line count kept) when the user's file defines no $GRAD. Every name of the
+// harness starts with osds_ (or Osds) to stay out of the user's way.
 //
-// osds_value:     logr_b = log_reward(x_b)
-// osds_grad_user: dx_b   = grad_log_reward(x_b)
-// osds_grad_fd:   dx_bi  = (log_reward(x_b + h_i e_i) − log_reward(x_b − h_i e_i)) / (2 h_i),
+// osds_value:     out_b  = $FN(x_b)
+// osds_grad_user: dx_b   = $GRAD(x_b)
+// osds_grad_fd:   dx_bi  = ($FN(x_b + h_i e_i) − $FN(x_b − h_i e_i)) / (2 h_i),
 //                 h_i = h · max(|x_bi|, 1), the denominator taken as the difference of the
 //                 two rounded abscissae (central finite differences: 2 evaluations of
-//                 log_reward per invocation, 2D per sample)
+//                 $FN per invocation, 2D per row)
 //
 // Bindings (group 0):
-//   osds_value:     0 x [B, D] read, 1 logr [B] written, 2 p
+//   osds_value:     0 x [B, D] read, 1 out [B] written, 2 p
 //   osds_grad_user: 0 x [B, D] read, 1 dx [B, D] written, 2 p
 //   osds_grad_fd:   0 x [B, D] read, 1 dx [B, D] written, 2 p
 //   p: uniform { rows: u32 = B, h: f32 (relative step, osds_grad_fd only), 2 × u32 padding }
@@ -28,7 +35,7 @@
 // ceil(B / 64) workgroups; osds_grad_fd one invocation per (row, coordinate), b-major,
 // ceil(B·D / 64) workgroups.
 
-alias Sample = array<f32, D>;
+alias $ROW = array<f32, D>;
 
 struct OsdsParams {
 	rows: u32,
@@ -52,12 +59,12 @@ fn osds_value(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 	if (b >= osds_p.rows) {
 		return;
 	}
-	var x: Sample;
+	var x: $ROW;
 	for (var i = 0u; i < D; i++) {
 		x[i] = osds_x[b * D + i];
 	}
-	let lr: f32 = log_reward(x);
-	osds_out[b] = lr;
+	let f: f32 = $FN(x);
+	osds_out[b] = f;
 }
 
 @compute @workgroup_size(64)
@@ -69,7 +76,7 @@ fn osds_grad_fd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 	}
 	let b = k / D;
 	let i = k % D;
-	var x: Sample;
+	var x: $ROW;
 	for (var j = 0u; j < D; j++) {
 		x[j] = osds_x[b * D + j];
 	}
@@ -81,13 +88,13 @@ fn osds_grad_fd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 	var f = vec2<f32>();
 	for (var s = 0u; s < 2u; s++) {
 		x[i] = select(tm, tp, s == 0u);
-		let lr: f32 = log_reward(x);
-		f[s] = lr;
+		let v: f32 = $FN(x);
+		f[s] = v;
 	}
 	osds_out[k] = (f[0] - f[1]) / (tp - tm);
 }
 
-//!if grad_log_reward
+//!if grad
 @compute @workgroup_size(64)
 fn osds_grad_user(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
@@ -95,11 +102,11 @@ fn osds_grad_user(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 	if (b >= osds_p.rows) {
 		return;
 	}
-	var x: Sample;
+	var x: $ROW;
 	for (var i = 0u; i < D; i++) {
 		x[i] = osds_x[b * D + i];
 	}
-	var g: Sample = grad_log_reward(x);
+	var g: $ROW = $GRAD(x);
 	for (var i = 0u; i < D; i++) {
 		osds_out[b * D + i] = g[i];
 	}
