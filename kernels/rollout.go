@@ -9,17 +9,22 @@ import (
 
 // RolloutLayout is the packing of a drift network's parameters into the one buffer the
 // fused rollout reads (shaders/rollout.wgsl binding 0): float offsets of W_S [D, W],
-// sbias [T, W], W_1, b_1, W_2, b_2, W_3 [W, D], b_3 [D] and the condition embedding
-// E [Classes, W], each rounded up to a multiple of 4 floats (vec4 loads).
+// sbias [T, W], W_1, b_1, W_2, b_2, W_3 [W, Out], b_3 [Out] and the condition embedding
+// E [Classes, W], each rounded up to a multiple of 4 floats (vec4 loads). Out is D, or
+// 2D for a network with learned variance (LV: the drift u, then the log-variance head h).
 type RolloutLayout struct {
-	D, W, T, Classes                            int
+	D, W, T, Classes, Out                       int
+	LV                                          bool
 	WS, SBias, W1, B1, W2, B2, W3, B3, Emb, Len int
 }
 
 // NewRolloutLayout lays out the parameters of a network of state dimension d, width w,
-// t steps and classes conditions (0: unconditional).
-func NewRolloutLayout(d, w, t, classes int) RolloutLayout {
-	l := RolloutLayout{D: d, W: w, T: t, Classes: classes}
+// t steps, classes conditions (0: unconditional) and, with lv, a learned variance.
+func NewRolloutLayout(d, w, t, classes int, lv bool) RolloutLayout {
+	l := RolloutLayout{D: d, W: w, T: t, Classes: classes, Out: d, LV: lv}
+	if lv {
+		l.Out = 2 * d
+	}
 	at := 0
 	next := func(n int) int {
 		o := at
@@ -28,7 +33,7 @@ func NewRolloutLayout(d, w, t, classes int) RolloutLayout {
 	}
 	l.WS, l.SBias = next(d*w), next(t*w)
 	l.W1, l.B1, l.W2, l.B2 = next(w*w), next(w), next(w*w), next(w)
-	l.W3, l.B3, l.Emb = next(w*d), next(d), next(classes*w)
+	l.W3, l.B3, l.Emb = next(w*l.Out), next(l.Out), next(classes*w)
 	l.Len = max(at, 4)
 	return l
 }
@@ -109,13 +114,17 @@ func RolloutInvocations(dev *gpu.Device, w int) int {
 var rolloutForceInvocations int
 
 // RolloutSupported reports why the fused rollout cannot run a network of width w and
-// dimension d on this device (nil when it can): the width must be a multiple of 4 and
-// its workgroup must fit the device's limits.
-func RolloutSupported(dev *gpu.Device, d, w int) error {
+// dimension d (with learned variance: lv) on this device (nil when it can): the width
+// must be a multiple of 4 and its workgroup must fit the device's limits.
+func RolloutSupported(dev *gpu.Device, d, w int, lv bool) error {
 	lim := dev.Limits()
 	inv, rows := RolloutInvocations(dev, w), RolloutRows
 	nb := (d + 3) / 4
-	wgBytes := 4 * (2*rows*w + 2*rows*d + 2*rows*nb + 2*rows)
+	out := d
+	if lv {
+		out = 2 * d
+	}
+	wgBytes := 4 * (2*rows*w + rows*(d+out) + 2*rows*nb + 2*rows)
 	switch {
 	case w%4 != 0 || w < 4:
 		return fmt.Errorf("the fused rollout needs a width that is a positive multiple of 4 (width %d)", w)
@@ -146,7 +155,7 @@ type RolloutBuffers struct {
 	Net   *Tensor // the packed parameters (Layout.Len elements)
 	Steps *Tensor // RolloutStepTable ([T, 4])
 	Z     *Tensor // [(T+1)·Rows, D] states
-	U     *Tensor // [T·Rows, D] drifts, written
+	U     *Tensor // [T·Rows, Layout.Out] drifts (LV: and log-variance heads), written
 	// Save, when not nil, receives the six stacks [T·Rows, W] h0, a0, h1, a1, h2, a2
 	// (pre-activations and activations of the three GELU layers), one after the other.
 	Save  *Tensor
@@ -167,7 +176,7 @@ func (l *Library) Rollout(lay RolloutLayout, b, rows int, mode RolloutMode, t Ro
 	if p.Steps != lay.T {
 		return nil, fmt.Errorf("%s: %d steps for a layout of %d", name, p.Steps, lay.T)
 	}
-	if err := RolloutSupported(l.dev, lay.D, lay.W); err != nil {
+	if err := RolloutSupported(l.dev, lay.D, lay.W, lay.LV); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if b < 1 || rows < b {
@@ -185,7 +194,7 @@ func (l *Library) Rollout(lay RolloutLayout, b, rows int, mode RolloutMode, t Ro
 	}
 	checks := []error{
 		want("parameter pack", t.Net, lay.Len), want("step table", t.Steps, 4*T),
-		want("state stack", t.Z, (T+1)*rows*D), want("drift stack", t.U, T*rows*D),
+		want("state stack", t.Z, (T+1)*rows*D), want("drift stack", t.U, T*rows*lay.Out),
 		want("log p_F", t.LogPF, b),
 	}
 	if t.Save != nil {
@@ -257,6 +266,7 @@ func (l *Library) Rollout(lay RolloutLayout, b, rows int, mode RolloutMode, t Ro
 	consts := map[string]float64{
 		"W": float64(W), "D": float64(D), "WG": float64(RolloutInvocations(l.dev, W)),
 		"SAMPLE": overrideBool(mode == RolloutSample), "SAVE": overrideBool(t.Save != nil), "COND": overrideBool(lay.Classes > 0),
+		"LV": overrideBool(lay.LV),
 	}
 	built, err := l.build(opSpec{
 		name: "rollout", file: "rollout.wgsl", entry: "main", consts: consts,
@@ -278,7 +288,8 @@ func rolloutParams(lay RolloutLayout, b, rows int, p RolloutParams) Params {
 	key := philoxKey(p.Seed)
 	return Params{b, rows, p.Steps, p.K0, p.K1, p.Stream, key[0], key[1],
 		float32(dt), float32(math.Sqrt(varF + p.SigmaExplore*p.SigmaExplore)), float32(1 / varF), float32(-0.5 * float64(lay.D) * math.Log(2*math.Pi*varF)),
-		lay.WS, lay.SBias, lay.W1, lay.B1, lay.W2, lay.B2, lay.W3, lay.B3, lay.Emb}
+		lay.WS, lay.SBias, lay.W1, lay.B1, lay.W2, lay.B2, lay.W3, lay.B3, lay.Emb,
+		float32(varF), float32(p.SigmaExplore * p.SigmaExplore)}
 }
 
 // Update rewrites the rollout's settings for the next submission.
@@ -305,13 +316,16 @@ type RefRolloutNet struct {
 // RefRollout is the float64 reference of the fused rollout for b rows over steps k0..k1−1:
 // it runs the network and, with RolloutSample, the SDE with RefSDENoise's noise (z is
 // the whole state stack [(T+1)·b, D] with stride b, z_{k0} given, z_0 = 0 when sampling
-// from k0 = 0); it returns the drift stack [T·b, D] (steps outside [k0, k1) zero), the
+// from k0 = 0); it returns the drift stack [T·b, Out] (steps outside [k0, k1) zero), the
 // activation stacks h0, a0, h1, a1, h2, a2 ([T·b, W] each) and adds to logpf, logpb.
+// With learned variance (lay.LV) coordinate j of a step has the policy variance
+// σ²·dt·exp(4·tanh(h_j)), h the second half of the output row, and the exploration's
+// variance σ_explore² adds to it when sampling.
 func RefRollout(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32, mode RolloutMode, p RolloutParams, z, logpf, logpb []float64) (u []float64, save [6][]float64) {
-	T, D, W := lay.T, lay.D, lay.W
+	T, D, W, O := lay.T, lay.D, lay.W, lay.Out
 	dt := 1 / float64(p.Steps)
 	varF := p.Sigma * p.Sigma * dt
-	u = make([]float64, T*b*D)
+	u = make([]float64, T*b*O)
 	for i := range save {
 		save[i] = make([]float64, T*b*W)
 	}
@@ -358,15 +372,33 @@ func RefRollout(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32, mode
 			for c := range a2 {
 				a2[c] = gelu(h2[c])
 			}
-			uk := u[row*D : (row+1)*D]
-			for j := 0; j < D; j++ {
+			out := u[row*O : (row+1)*O]
+			for j := 0; j < O; j++ {
 				s := n.B3[j]
 				for c := 0; c < W; c++ {
-					s += a2[c] * n.W3[c*D+j]
+					s += a2[c] * n.W3[c*O+j]
 				}
-				uk[j] = RefActivate(Clip, s)
+				out[j] = RefActivate(Clip, s)
 			}
+			uk := out[:D]
 			zn := z[((k+1)*b+r)*D : ((k+1)*b+r+1)*D]
+			if lay.LV {
+				for j := 0; j < D; j++ {
+					lv := 4 * math.Tanh(out[D+j])
+					v := varF * math.Exp(lv)
+					if mode == RolloutSample {
+						zn[j] = zk[j] + uk[j]*dt + math.Sqrt(v+p.SigmaExplore*p.SigmaExplore)*eps[r*D+j]
+						if k > 0 {
+							rr := float64(k) / float64(k+1)
+							db := zk[j] - rr*zn[j]
+							logpb[r] += -db*db/(2*varF*rr) - 0.5*math.Log(2*math.Pi*varF*rr)
+						}
+					}
+					e := zn[j] - zk[j] - uk[j]*dt
+					logpf[r] += -e*e/(2*v) - 0.5*math.Log(2*math.Pi*v)
+				}
+				continue
+			}
 			if mode == RolloutSample {
 				pf, pb := []float64{0}, []float64{0}
 				out := RefSDEStep(zk, uk, eps[r*D:(r+1)*D], 1, D, SDEParams{Steps: p.Steps, Step: k, Sigma: p.Sigma, SigmaExplore: p.SigmaExplore}, pf, pb)

@@ -18,7 +18,7 @@ func TestRolloutMatchesReference(t *testing.T) {
 	cases := []struct {
 		d, b, T, w, classes, wg int
 		mode                    RolloutMode
-		save                    bool
+		save, lv                bool
 		explore                 float64
 	}{
 		{d: 1, b: 1, T: 1, w: 4, mode: RolloutSample, save: true},
@@ -27,13 +27,17 @@ func TestRolloutMatchesReference(t *testing.T) {
 		{d: 32, b: 301, T: 2, w: 8, mode: RolloutGiven, classes: 4, save: true},
 		{d: 3, b: 9, T: 3, w: 8, mode: RolloutSample, classes: 3, save: true, explore: 0.4},
 		{d: 2, b: 7, T: 2, w: 64, mode: RolloutSample, save: true, wg: 4}, // two column groups per invocation
+		// Learned variance: sampling (with exploration), given states, long trajectories.
+		{d: 3, b: 9, T: 3, w: 8, mode: RolloutSample, save: true, lv: true, explore: 0.3},
+		{d: 5, b: 13, T: 2, w: 12, mode: RolloutGiven, classes: 3, save: true, lv: true},
+		{d: 2, b: 301, T: 100, w: 16, mode: RolloutSample, lv: true},
 	}
 	for _, c := range cases {
-		name := fmt.Sprintf("d%d_b%d_T%d_w%d_mode%d_save%v_cond%d_wg%d", c.d, c.b, c.T, c.w, c.mode, c.save, c.classes, c.wg)
+		name := fmt.Sprintf("d%d_b%d_T%d_w%d_mode%d_save%v_cond%d_wg%d_lv%v", c.d, c.b, c.T, c.w, c.mode, c.save, c.classes, c.wg, c.lv)
 		t.Run(name, func(t *testing.T) {
 			rolloutForceInvocations = c.wg
 			defer func() { rolloutForceInvocations = 0 }()
-			lay := NewRolloutLayout(c.d, c.w, c.T, c.classes)
+			lay := NewRolloutLayout(c.d, c.w, c.T, c.classes, c.lv)
 			// Weights scaled by 1/√fan-in, as a trained sampler's are, so that a 100-step
 			// trajectory stays bounded instead of running into the drift clip (where states
 			// of thousands make f32 rounding, not the kernel, the measured error).
@@ -42,7 +46,7 @@ func TestRolloutMatchesReference(t *testing.T) {
 				WS: to64(randn(rng, c.d*c.w, in)), SBias: to64(randn(rng, c.T*c.w, 0.5)),
 				W1: to64(randn(rng, c.w*c.w, hid)), B1: to64(randn(rng, c.w, 0.3)),
 				W2: to64(randn(rng, c.w*c.w, hid)), B2: to64(randn(rng, c.w, 0.3)),
-				W3: to64(randn(rng, c.w*c.d, hid)), B3: to64(randn(rng, c.d, 0.3)),
+				W3: to64(randn(rng, c.w*lay.Out, hid)), B3: to64(randn(rng, lay.Out, 0.3)),
 				Emb: to64(randn(rng, c.classes*c.w, 0.5)),
 			}
 			pack := make([]float32, lay.Len)
@@ -73,7 +77,7 @@ func TestRolloutMatchesReference(t *testing.T) {
 			pf0, pb0 := randn(rng, c.b, 5), randn(rng, c.b, 5)
 			bufs := RolloutBuffers{
 				Net: mustTensor(t, l, "pack", pack, lay.Len), Steps: mustTensor(t, l, "steps", RolloutStepTable(c.T, c.d, sigma2), c.T, 4),
-				Z: zs, U: poisoned(t, l, "u", c.T*c.b, c.d), LogPF: mustTensor(t, l, "log p_F", pf0, c.b),
+				Z: zs, U: poisoned(t, l, "u", c.T*c.b, lay.Out), LogPF: mustTensor(t, l, "log p_F", pf0, c.b),
 			}
 			if c.save {
 				bufs.Save = poisoned(t, l, "save", 6*c.T*c.b, c.w)
@@ -188,9 +192,9 @@ func TestBridgeTrajectoryMatchesSteps(t *testing.T) {
 // kernel's states on entry, and each step k runs from the kernel's z_k. On return z holds
 // the reference's z_{k+1} of every step, ready to compare with the kernel's.
 func refRolloutForced(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32, p RolloutParams, z, logpf, logpb []float64) (u []float64, save [6][]float64) {
-	rowLen := b * lay.D
+	rowLen, uLen := b*lay.D, b*lay.Out
 	kernel := append([]float64(nil), z...)
-	u = make([]float64, lay.T*b*lay.D)
+	u = make([]float64, lay.T*b*lay.Out)
 	for i := range save {
 		save[i] = make([]float64, lay.T*b*lay.W)
 	}
@@ -203,7 +207,7 @@ func refRolloutForced(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32
 			copy(z[:rowLen], work[:rowLen]) // the start state, zero
 		}
 		copy(z[(k+1)*rowLen:(k+2)*rowLen], work[(k+1)*rowLen:(k+2)*rowLen])
-		copy(u[k*rowLen:(k+1)*rowLen], uk[k*rowLen:(k+1)*rowLen])
+		copy(u[k*uLen:(k+1)*uLen], uk[k*uLen:(k+1)*uLen])
 		for i := range save {
 			at := k * b * lay.W
 			copy(save[i][at:at+b*lay.W], sk[i][at:at+b*lay.W])
@@ -227,7 +231,7 @@ func sqrt(x float64) float64 { return math.Sqrt(x) }
 func TestRolloutErrors(t *testing.T) {
 	l := testLib(t)
 	const d, b, T, w = 3, 5, 2, 8
-	lay := NewRolloutLayout(d, w, T, 0)
+	lay := NewRolloutLayout(d, w, T, 0, false)
 	ok := func() RolloutBuffers {
 		return RolloutBuffers{
 			Net: poisoned(t, l, "pack", lay.Len), Steps: poisoned(t, l, "steps", T, 4),
@@ -264,7 +268,7 @@ func TestRolloutErrors(t *testing.T) {
 			t.Errorf("want an error about %q, got %v", c.want, err)
 		}
 	}
-	if err := RolloutSupported(l.Device(), d, 6); err == nil || !strings.Contains(err.Error(), "multiple of 4") {
+	if err := RolloutSupported(l.Device(), d, 6, false); err == nil || !strings.Contains(err.Error(), "multiple of 4") {
 		t.Errorf("width 6: want an error about the multiple of 4, got %v", err)
 	}
 	zs, pb, table := poisoned(t, l, "z", (T+1)*b, d), poisoned(t, l, "log p_B", b), poisoned(t, l, "table", T, 4)

@@ -90,10 +90,18 @@ func (l *Library) TBDriftGrad(du, z0, z1, u, coef *Tensor, dt, sigma2 float64) (
 // (step s's row b at row s·stride + b) and coef [B], B ≤ stride; row s·stride + b gets
 // coef_b (z1 − z0 − u·dt)/σ², and the padding rows (b ≥ B) get 0. One dispatch forms the
 // drift gradients of every step.
+//
+// With learned variance u and du are [S·stride, 2d] (the output rows [u, h]; the entry
+// learned_variance of tb_drift_grad.wgsl) and du gets the gradients of both heads
+// (RefTBDriftGradLV).
 func (l *Library) TBDriftGradStack(du, z0, z1, u, coef *Tensor, stride int, dt, sigma2 float64) (*Op, error) {
-	for _, x := range []*Tensor{z1, u, du} {
-		if !sameShape(x.Shape, z0.Shape) {
-			return nil, fmt.Errorf("kernels: tb drift grad: %q is %v, want %v like z0", x.Label(), x.Shape, z0.Shape)
+	lv := len(u.Shape) == 2 && len(z0.Shape) == 2 && u.Shape[0] == z0.Shape[0] && u.Shape[1] == 2*z0.Shape[1]
+	if !sameShape(z1.Shape, z0.Shape) {
+		return nil, fmt.Errorf("kernels: tb drift grad: %q is %v, want %v like z0", z1.Label(), z1.Shape, z0.Shape)
+	}
+	for _, x := range []*Tensor{u, du} {
+		if !sameShape(x.Shape, u.Shape) || !lv && !sameShape(x.Shape, z0.Shape) {
+			return nil, fmt.Errorf("kernels: tb drift grad: %q is %v, want %v like z0 (or [rows, 2d] for both u and du, learned variance)", x.Label(), x.Shape, z0.Shape)
 		}
 	}
 	if stride < coef.Len() || coef.Len() < 1 || z0.Rows()%stride != 0 {
@@ -102,12 +110,40 @@ func (l *Library) TBDriftGradStack(du, z0, z1, u, coef *Tensor, stride int, dt, 
 	if !(dt > 0) || !(sigma2 > 0) || math.IsInf(dt, 0) || math.IsInf(sigma2, 0) {
 		return nil, fmt.Errorf("kernels: tb drift grad: dt = %v and σ² = %v must be positive and finite", dt, sigma2)
 	}
+	entry := "main"
+	if lv {
+		entry = "learned_variance"
+	}
 	return l.build(opSpec{
-		name: "tb drift grad", file: "tb_drift_grad.wgsl", entry: "main",
+		name: "tb drift grad", file: "tb_drift_grad.wgsl", entry: entry,
 		buffers: []*gpu.Buffer{z0.Buf, z1.Buf, u.Buf, coef.Buf, du.Buf},
 		params:  Params{coef.Len(), z0.Cols(), float32(dt), float32(sigma2), stride, z0.Rows()},
-		grid:    Grid1D(z0.Len(), 256),
+		grid:    Grid1D(du.Len(), 256),
 	})
+}
+
+// RefTBDriftGradLV is the float64 reference of TBDriftGradStack with learned variance
+// for stride = B: z0, z1 are [B·S, d], uh and the result [B·S, 2d], coef [B]
+// (row i has coef[i mod B]).
+func RefTBDriftGradLV(z0, z1, uh, coef []float64, dim int, dt, sigma2 float64) []float64 {
+	out := make([]float64, len(uh))
+	B := len(coef)
+	for row := 0; row < len(z0)/dim; row++ {
+		c := coef[row%B]
+		for j := 0; j < dim; j++ {
+			u, h := uh[row*2*dim+j], uh[row*2*dim+dim+j]
+			th := math.Tanh(h)
+			v := sigma2 * dt * math.Exp(4*th)
+			e := z1[row*dim+j] - z0[row*dim+j] - u*dt
+			if math.Abs(u) < DriftClip {
+				out[row*2*dim+j] = c * e * dt / v
+			}
+			if math.Abs(h) < DriftClip {
+				out[row*2*dim+dim+j] = c * (0.5*e*e/v - 0.5) * 4 * (1 - th*th)
+			}
+		}
+	}
+	return out
 }
 
 // RefTBDriftGrad is the float64 reference of TBDriftGrad.

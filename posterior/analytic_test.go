@@ -23,13 +23,19 @@ var (
 // draws n on-policy samples.
 func trainLinearPosterior(t *testing.T, cfg train.Config, iters, n int) (*train.Samples, train.Stats) {
 	t.Helper()
+	return trainLinearObserved(t, cfg, linObs, iters, n)
+}
+
+// trainLinearObserved is trainLinearPosterior with the observation obs of linA z + linB.
+func trainLinearObserved(t *testing.T, cfg train.Config, obs GaussianObservation, iters, n int) (*train.Samples, train.Stats) {
+	t.Helper()
 	l := testLibrary(t)
 	prior, err := NewLinear(l.Device(), linA, linB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer prior.Release()
-	r, err := NewReward(l, prior, linObs)
+	r, err := NewReward(l, prior, obs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,23 +7,29 @@
 //   h0 = z_k·W_S + sbias[k] (+ E[y_b]),  a0 = GELU(h0)        sbias[k] = b_S + temb(t_k)
 //   h1 = a0·W_1 + b_1,                   a1 = GELU(h1)
 //   h2 = a1·W_2 + b_2,                   a2 = GELU(h2)
-//   u  = clip(a2·W_3 + b_3, ±CLIP_BOUND)
-// SAMPLE (forward trajectories, same noise and arithmetic as sde.wgsl's sde_row):
+//   u  = clip(a2·W_3 + b_3, ±CLIP_BOUND)               (LV: [u, h] = clip(a2·W_3 + b_3), 2D wide)
+// The policy's variance per coordinate is v_j = σ²·dt (fixed), or with learned variance
+// (LV) v_j = σ²·dt·exp(ℓ_j), ℓ_j = 4·tanh(h_j) (within σ²·dt·e^{±4}, as the published
+// learned-variance variant).
+// SAMPLE (forward trajectories; fixed variance: the same noise and arithmetic as sde.wgsl's sde_row):
 //   ε = lane j mod 4 of philox_normal4(Philox((b·NB + j/4, k, stream, 1), seed))
-//   z_{k+1} = z_k + u·dt + s·ε,  s = noise_std = sqrt(σ²·dt + σ_explore²)
-//   log p_F += −½·Σ_j (s·ε_j)²·inv_var_f + logc_f;   log p_B += −½·Σ_j (z_k − r·z_{k+1})²·inv_var_b + logc_b (k ≥ 1)
+//   z_{k+1} = z_k + u·dt + s_j·ε,  s_j = sqrt(v_j + σ_explore²) (exploration adds variance)
+//   log p_F += −½·Σ_j ((s_j·ε_j)²/v_j + ℓ_j)  − (D/2)·ln(2π·σ²·dt)    (ℓ_j = 0 fixed)
+//   log p_B += −½·Σ_j (z_k − r·z_{k+1})²·inv_var_b + logc_b (k ≥ 1)
 // otherwise (given states, as logpf.wgsl): z_{k+1} is read from the stack and
-//   log p_F += −½·Σ_j (z_{k+1} − z_k − u·dt)²·inv_var_f + logc_f.
+//   log p_F += −½·Σ_j ((z_{k+1} − z_k − u·dt)²/v_j + ℓ_j) − (D/2)·ln(2π·σ²·dt).
+// The sums are formed as inv_var_f·Σ_j (e_j²·e^{−ℓ_j} + ℓ_j·var_f), so that the fixed case
+// is exactly the sum of squares times inv_var_f.
 //
 // Bindings (group 0); a stack holds step k's row b at row k·P.rows + b (rows ≥ B: padding,
 // never written):
 //   0: net    array<vec4<f32>>, read: the packed parameters, float offsets P.o_* (multiples of 4):
-//             W_S [D, W], sbias [T, W], W_1 [W, W], b_1 [W], W_2 [W, W], b_2 [W], W_3 [W, D],
-//             b_3 [D], E [classes, W] (COND only)
+//             W_S [D, W], sbias [T, W], W_1 [W, W], b_1 [W], W_2 [W, W], b_2 [W], W_3 [W, OUT],
+//             b_3 [OUT], E [classes, W] (COND only); OUT = D, or 2D with LV
 //   1: steps  array<vec4<f32>>, read: [T] (r = k/(k+1), inv_var_b, logc_b, 0) of each step
 //   2: zs     array<f32>, read+written: [(T+1)·rows, D] states; SAMPLE writes z_{k0+1..k1}
 //             (and z_0 = 0 when k0 = 0), otherwise reads them all
-//   3: us     array<f32>, written: [T·rows, D] the drift of every step
+//   3: us     array<f32>, written: [T·rows, OUT] the drift of every step (LV: u then h)
 //   4: save   array<vec4<f32>>, written when SAVE: six stacks [T·rows, W] one after the other,
 //             h0, a0, h1, a1, h2, a2 (the backward pass's inputs)
 //   5: logpf  array<f32>, read+written: [B] += Σ_k log p_F
@@ -31,11 +37,11 @@
 //   7: labels array<u32>, read: [B] the rows' conditions (COND only)
 //   8: P      uniform Params (below; the host derives the f32 constants in float64)
 // Overrides: W (width, a multiple of 4), D (state dimension), WG (invocations per
-//   workgroup, W/8 ≤ WG ≤ W/4), SAMPLE, SAVE, COND: bool. ROWS = 8 rows per workgroup.
+//   workgroup, W/8 ≤ WG ≤ W/4), SAMPLE, SAVE, COND, LV: bool. ROWS = 8 rows per workgroup.
 // Dispatch: Grid1D(⌈B / 8⌉, 1) workgroups of WG invocations; invocation c owns the vec4
 //   column groups c and c + WG (< W/4; columns 4g..4g+3) of every hidden layer for the
 //   workgroup's 8 rows.
-//   Workgroup memory: (2·ROWS·W + 2·ROWS·D + 2·ROWS·NB + 2·ROWS)·4 bytes.
+//   Workgroup memory: (2·ROWS·W + ROWS·(D + OUT) + 2·ROWS·NB + 2·ROWS)·4 bytes.
 // WG is the adapter's choice (kernels.RolloutInvocations): one 8-lane SIMD chunk on
 // lavapipe, where a wider workgroup makes every barrier a switch between its chunks (the
 // first version, 16 invocations of one column group each, ran the 25GMM rollout in
@@ -59,10 +65,12 @@ override WG: u32 = 16u;   // ≤ W/4, ≥ W/8
 override SAMPLE: bool = true;
 override SAVE: bool = false;
 override COND: bool = false;
+override LV: bool = false;
 
 override WV: u32 = W / 4u;             // vec4 column groups of a hidden layer
 override NCG: u32 = (WV + WG - 1u) / WG; // column groups per invocation: 1 or 2
 override NB: u32 = (D + 3u) / 4u;      // Philox blocks per row
+override OUT: u32 = D * (1u + u32(LV)); // output layer width: u, and h with LV
 const ROWS: u32 = 8u;                  // rows per workgroup (the fields of Acc8)
 
 struct Params {
@@ -87,6 +95,8 @@ struct Params {
 	o_w3: u32,
 	o_b3: u32,
 	o_emb: u32,
+	var_f: f32,   // σ²·dt
+	ex_var: f32,  // σ_explore² (LV: added to each coordinate's variance)
 }
 
 @group(0) @binding(0) var<storage, read> net: array<vec4<f32>>;
@@ -101,7 +111,7 @@ struct Params {
 
 var<workgroup> act: array<vec4<f32>, 2u * ROWS * WV>; // two halves of ROWS rows × W, row-major
 var<workgroup> zsh: array<f32, ROWS * D>;        // z_k of the workgroup's rows
-var<workgroup> ush: array<f32, ROWS * D>;        // u_k
+var<workgroup> ush: array<f32, ROWS * OUT>;      // u_k (and h_k with LV), row-major
 var<workgroup> part: array<vec2<f32>, ROWS * NB>; // per-block sums of squares
 var<workgroup> lp: array<vec2<f32>, ROWS>;        // Σ_k log p_F, Σ_k log p_B
 
@@ -274,13 +284,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 		workgroupBarrier();
 		// Output layer: u = clip(a2·W_3 + b_3), one output coordinate j of all 8 rows per
 		// invocation at a time, so that each weight load serves the 8 rows.
-		for (var j = c; j < D; j += WG) {
+		for (var j = c; j < OUT; j += WG) {
 			var lo = vec4<f32>(0.0); // rows 0..3
 			var hi = vec4<f32>(0.0); // rows 4..7
 			for (var kv = 0u; kv < WV; kv++) {
 				let x = rows_in(0u, kv);
-				let o = P.o_w3 + 4u * kv * D + j;
-				let w = vec4<f32>(netf(o), netf(o + D), netf(o + 2u * D), netf(o + 3u * D));
+				let o = P.o_w3 + 4u * kv * OUT + j;
+				let w = vec4<f32>(netf(o), netf(o + OUT), netf(o + 2u * OUT), netf(o + 3u * OUT));
 				lo += vec4<f32>(dot(x.r0, w), dot(x.r1, w), dot(x.r2, w), dot(x.r3, w));
 				hi += vec4<f32>(dot(x.r4, w), dot(x.r5, w), dot(x.r6, w), dot(x.r7, w));
 			}
@@ -289,10 +299,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 			let u_hi = clamp(hi + b3, vec4<f32>(-CLIP_BOUND), vec4<f32>(CLIP_BOUND));
 			for (var r = 0u; r < ROWS; r++) {
 				let u = select(u_lo[r & 3u], u_hi[r & 3u], r >= 4u);
-				ush[r * D + j] = u;
+				ush[r * OUT + j] = u;
 				let b = row0 + r;
 				if (b < P.B) {
-					us[(k * P.rows + b) * D + j] = u;
+					us[(k * P.rows + b) * OUT + j] = u;
 				}
 			}
 		}
@@ -313,14 +323,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 				let j = 4u * q + l;
 				let zk = zsh[r * D + j];
 				let g = ((k + 1u) * P.rows + b) * D + j;
+				let uj = ush[r * OUT + j];
+				// ℓ_j and e^{−ℓ_j}: the learned log-variance offset (0 and 1 when fixed).
+				var lv = 0.0;
+				var iw = 1.0;
+				if (LV) {
+					lv = 4.0 * tanh(ush[r * OUT + D + j]);
+					iw = exp(-lv);
+				}
+				var e = 0.0;
 				if (SAMPLE) {
-					let noise = P.noise_std * eps[l];
-					let zn = zk + ush[r * D + j] * P.dt + noise;
+					var sd = P.noise_std;
+					if (LV) {
+						sd = sqrt(P.var_f * exp(lv) + P.ex_var);
+					}
+					e = sd * eps[l];
+					let zn = zk + uj * P.dt + e;
 					zsh[r * D + j] = zn;
 					if (b < P.B) {
 						zs[g] = zn;
 					}
-					sf = sf + noise * noise;
 					let db = zk - st.x * zn;
 					sb = sb + db * db;
 				} else {
@@ -328,9 +350,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 					if (b < P.B) {
 						z1 = zs[g];
 					}
-					let e = z1 - zk - ush[r * D + j] * P.dt;
-					sf += e * e;
+					e = z1 - zk - uj * P.dt;
 					zsh[r * D + j] = z1;
+				}
+				if (LV) {
+					sf += e * e * iw + lv * P.var_f;
+				} else {
+					sf += e * e;
 				}
 			}
 			part[i] = vec2<f32>(sf, sb);

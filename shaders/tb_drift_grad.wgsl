@@ -8,6 +8,13 @@
 // u is the clipped drift clip(v, ±DRIFT_CLIP) of the network's output v, so ∂L/∂v = du
 // inside the bound and 0 where |u| reached it: du is written as 0 there.
 //
+// Entry learned_variance: the network's output row is [u, h] (2d wide) and the policy
+// variance of coordinate j is v_j = σ²·dt·e^{ℓ_j}, ℓ_j = 4·tanh(h_j). With
+// e_j = z1_j − z0_j − u_j·dt and log p_F = Σ_j −e_j²/(2v_j) − ½·ln(2π v_j):
+//   du[b, j]     = coef_b · e_j·dt / v_j
+//   du[b, d + j] = coef_b · (e_j²/(2v_j) − ½) · 4·(1 − tanh²(h_j))
+// (each 0 where its clipped output reached the bound). u and du are [rows, 2d] there.
+//
 // Bindings (group 0):
 //   0: z0    array<f32>, [rows, d], read (z_k)
 //   1: z1    array<f32>, [rows, d], read (z_{k+1})
@@ -15,7 +22,8 @@
 //   3: coef  array<f32>, [B], read
 //   4: du    array<f32>, [rows, d], written
 //   5: p     uniform { batch B: u32, dim: u32, dt: f32, sigma2: f32, stride, rows: u32 }
-// Dispatch: ceil(rows·d / 256) workgroups of 256 along x (folded into y beyond 65535).
+// Dispatch: ceil(rows·d / 256) workgroups (learned_variance: ceil(rows·2d / 256)) of 256
+// along x (folded into y beyond 65535).
 
 struct Params {
 	batch: u32,
@@ -48,4 +56,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 		return;
 	}
 	du[i] = select(0.0, coef[b] * (z1[i] - z0[i] - u[i] * p.dt) / p.sigma2, abs(u[i]) < DRIFT_CLIP);
+}
+
+@compute @workgroup_size(256)
+fn learned_variance(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+	let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+	let w = 2u * p.dim;
+	if (i >= p.rows * w) {
+		return;
+	}
+	let row = i / w;
+	let j = i % w;
+	let b = row % p.stride;
+	if (b >= p.batch) {
+		du[i] = 0.0;
+		return;
+	}
+	let jd = j % p.dim;
+	let zi = row * p.dim + jd;
+	let uj = u[row * w + jd];
+	let h = u[row * w + p.dim + jd];
+	let th = tanh(h);
+	let v = p.sigma2 * p.dt * exp(4.0 * th);
+	let e = z1[zi] - z0[zi] - uj * p.dt;
+	if (j < p.dim) {
+		du[i] = select(0.0, coef[b] * e * p.dt / v, abs(uj) < DRIFT_CLIP);
+	} else {
+		du[i] = select(0.0, coef[b] * (0.5 * e * e / v - 0.5) * 4.0 * (1.0 - th * th), abs(h) < DRIFT_CLIP);
+	}
 }

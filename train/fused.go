@@ -21,11 +21,11 @@ func fusedUnsupported(l *kernels.Library, net *Network, cfg Config, prior *Netwo
 	case net.LPhase != nil:
 		return fmt.Errorf("the Langevin drift needs ∇log R at every step, which the fused rollout does not compute yet")
 	}
-	if err := kernels.RolloutSupported(l.Device(), net.Dim, net.Width); err != nil {
+	if err := kernels.RolloutSupported(l.Device(), net.Dim, net.Width, net.LearnedVariance); err != nil {
 		return err
 	}
 	if prior != nil {
-		return kernels.RolloutSupported(l.Device(), prior.Dim, prior.Width)
+		return kernels.RolloutSupported(l.Device(), prior.Dim, prior.Width, prior.LearnedVariance)
 	}
 	return nil
 }
@@ -50,7 +50,7 @@ func (g *Graph) newFusedNet(n *Network, sbias *kernels.Tensor, label string) *fu
 	if n.Emb != nil {
 		classes = n.Classes
 	}
-	lay := kernels.NewRolloutLayout(n.Dim, n.Width, g.steps, classes)
+	lay := kernels.NewRolloutLayout(n.Dim, n.Width, g.steps, classes, n.LearnedVariance)
 	f := &fusedNet{lay: lay, pack: g.tensor(label, lay.Len)}
 	f.copies = []packCopy{{n.S.W.Value, lay.WS}, {sbias, lay.SBias}, {n.L1.W.Value, lay.W1}, {n.L1.B.Value, lay.B1},
 		{n.L2.W.Value, lay.W2}, {n.L2.B.Value, lay.B2}, {n.L3.W.Value, lay.W3}, {n.L3.B.Value, lay.B3}}
@@ -97,9 +97,14 @@ func (g *Graph) buildFused(cfg Config, reward RewardFunc) error {
 	if g.prior != nil {
 		g.buildPriorTime()
 	}
-	g.rows = stepRowStride(B, []int{W, d}, int(l.Device().Limits().MinStorageBufferOffsetAlignment)/4)
+	// The output layer's rows: the drift, and with learned variance its log-variance head.
+	out := d
+	if n.LearnedVariance {
+		out = 2 * d
+	}
+	g.rows = stepRowStride(B, []int{W, d, out}, int(l.Device().Limits().MinStorageBufferOffsetAlignment)/4)
 	f.ZS, g.Z = g.stack("z", 0, 1, T+1, d)
-	f.US, g.U = g.stepStack("u", d)
+	f.US, g.U = g.stepStack("u", out)
 	if n.Classes > 0 {
 		idx := make([]uint32, B)
 		for i, y := range g.labels {
@@ -159,7 +164,7 @@ func (g *Graph) buildFused(cfg Config, reward RewardFunc) error {
 	TR := T * g.rows
 	zk := must(f.ZS.Slice("z_k (all steps)", 0, TR, d))
 	zn := must(f.ZS.Slice("z_k+1 (all steps)", g.rows*d, TR, d))
-	g.DU = g.tensor("du (all steps)", TR, d)
+	g.DU = g.tensor("du (all steps)", TR, out)
 	g.DH2, g.DH1, f.dh0 = g.tensor("dh2 (all steps)", TR, W), g.tensor("dh1 (all steps)", TR, W), g.tensor("dh0 (all steps)", TR, W)
 	g.backOps = append(g.backOps,
 		must(l.TBDriftGradStack(g.DU, zk, zn, f.US, g.coef, g.rows, g.dt, g.sigma2)),

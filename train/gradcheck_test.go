@@ -20,17 +20,20 @@ import (
 func TestNetworkGradientsMatchFiniteDifferences(t *testing.T) {
 	l := testLibrary(t)
 	for _, c := range []struct {
-		name     string
-		langevin bool
-		classes  int
-		obj      kernels.Objective
+		name         string
+		langevin, lv bool
+		classes      int
+		obj          kernels.Objective
 	}{
-		{"tb", false, 0, kernels.TB},
-		{"tb+langevin", true, 0, kernels.TB},
-		{"amortised tb", false, 3, kernels.TB},
-		{"amortised vargrad+langevin", true, 3, kernels.VarGrad},
+		{"tb", false, false, 0, kernels.TB},
+		{"tb+langevin", true, false, 0, kernels.TB},
+		{"amortised tb", false, false, 3, kernels.TB},
+		{"amortised vargrad+langevin", true, false, 3, kernels.VarGrad},
+		// Learned variance (fused only): the log-variance head's gradient through log p_F.
+		{"tb+learned variance", false, true, 0, kernels.TB},
+		{"amortised vargrad+learned variance", false, true, 3, kernels.VarGrad},
 	} {
-		t.Run(c.name, func(t *testing.T) { checkNetworkGradients(t, l, c.langevin, c.classes, c.obj) })
+		t.Run(c.name, func(t *testing.T) { checkNetworkGradients(t, l, c.langevin, c.lv, c.classes, c.obj) })
 	}
 }
 
@@ -49,12 +52,12 @@ func submitIteration(tb testing.TB, l *kernels.Library, g *Graph) {
 	}
 }
 
-func checkNetworkGradients(t *testing.T, l *kernels.Library, langevin bool, classes int, obj kernels.Objective) {
+func checkNetworkGradients(t *testing.T, l *kernels.Library, langevin, lv bool, classes int, obj kernels.Objective) {
 	rng := rand.New(rand.NewPCG(11, uint64(classes)))
 	cfg := DefaultConfig(GMM25{})
 	cfg.Steps, cfg.Batch, cfg.Width, cfg.Harmonics = 3, 6, 8, 4
-	cfg.Langevin, cfg.Classes, cfg.Objective = langevin, classes, obj
-	net, err := NewCondNetwork(l.Device(), 2, cfg.Width, cfg.Harmonics, classes, rng, langevin)
+	cfg.Langevin, cfg.Classes, cfg.Objective, cfg.LearnedVariance = langevin, classes, obj, lv
+	net, err := newNetwork(l.Device(), 2, cfg.Width, cfg.Harmonics, classes, rng, langevin, lv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,13 @@ type Config struct {
 	// implementation) instead of the fused iteration, which is the default wherever it
 	// applies (see Graph.FusedReason).
 	OpByOp bool
+	// LearnedVariance gives the policy a learned variance per step and coordinate: the
+	// network's output layer is 2d wide, [u, h], and step k's coordinate j has variance
+	// σ²·dt·exp(4·tanh(h_j)) (within σ²·dt·e^{±4}, the published learned-variance
+	// variant) instead of σ²·dt, so that posteriors sharper than σ²/T in some direction
+	// can be represented; exploration still adds its variance on top. The backward
+	// process (the Brownian bridge) is unchanged. Fused iteration only.
+	LearnedVariance bool
 }
 
 // LocalSearch configures MALA local search on replay-buffer samples: Steps MALA steps
@@ -147,7 +154,10 @@ func TrainingLabels(batch, classes int) []int {
 // sum h, and has one log Z per condition.
 type Network struct {
 	Dim, Width, Harmonics int
-	Classes               int             // 0: unconditional
+	Classes               int // 0: unconditional
+	// LearnedVariance: L3 is [W, 2·Dim], the drift and the log-variance head
+	// (Config.LearnedVariance).
+	LearnedVariance       bool
 	Freq                  *kernels.Tensor // [H] constant frequencies
 	Phase                 *nn.Param       // [H] learned phase
 	T1, T2, S, L1, L2, L3 *nn.Linear
@@ -173,17 +183,27 @@ func NewNetwork(d *gpu.Device, dim, width, harmonics int, rng *rand.Rand, langev
 // NewNetworkFor initialises the network of cfg (width, harmonics, Langevin, conditions)
 // for dimension dim, seeded like the trainer's.
 func NewNetworkFor(d *gpu.Device, dim int, cfg Config) (*Network, error) {
-	return NewCondNetwork(d, dim, cfg.Width, cfg.Harmonics, cfg.Classes, rand.New(rand.NewPCG(cfg.Seed, 0x05d5)), cfg.Langevin)
+	return newNetwork(d, dim, cfg.Width, cfg.Harmonics, cfg.Classes, rand.New(rand.NewPCG(cfg.Seed, 0x05d5)), cfg.Langevin, cfg.LearnedVariance)
 }
 
 // NewCondNetwork is NewNetwork amortised over classes conditions (0: unconditional).
 // The embedding is drawn after every other parameter, so an unconditional network is
 // the same for a seed whatever the code path.
 func NewCondNetwork(d *gpu.Device, dim, width, harmonics, classes int, rng *rand.Rand, langevin bool) (*Network, error) {
+	return newNetwork(d, dim, width, harmonics, classes, rng, langevin, false)
+}
+
+// newNetwork is NewCondNetwork with, when lv, the learned-variance head: L3 2·dim wide,
+// zero-initialised like the drift, so the initial policy is the fixed-variance one.
+func newNetwork(d *gpu.Device, dim, width, harmonics, classes int, rng *rand.Rand, langevin, lv bool) (*Network, error) {
 	if classes < 0 || classes > kernels.MaxConditions {
 		return nil, fmt.Errorf("train: network over %d conditions (want 0..%d)", classes, kernels.MaxConditions)
 	}
-	n := &Network{Dim: dim, Width: width, Harmonics: harmonics, Classes: classes}
+	n := &Network{Dim: dim, Width: width, Harmonics: harmonics, Classes: classes, LearnedVariance: lv}
+	outs := dim
+	if lv {
+		outs = 2 * dim
+	}
 	var err error
 	fail := func(e error) (*Network, error) { n.Release(); return nil, e }
 	if n.Freq, err = kernels.FromSlice(d, "time.freq", kernels.Linspace(0.1, 100, harmonics), harmonics); err != nil {
@@ -203,7 +223,7 @@ func NewCondNetwork(d *gpu.Device, dim, width, harmonics, classes int, rng *rand
 		{&n.S, "state", dim, width, false},
 		{&n.L1, "joint.l1", width, width, false},
 		{&n.L2, "joint.l2", width, width, false},
-		{&n.L3, "joint.out", width, dim, true},
+		{&n.L3, "joint.out", width, outs, true},
 	}
 	for _, l := range layers {
 		if *l.dst, err = nn.NewLinear(d, l.name, l.in, l.out, rng, l.zero); err != nil {
@@ -434,7 +454,13 @@ func NewGraphWith(l *kernels.Library, net *Network, cfg Config, batch int, rewar
 	g := &Graph{net: net, lib: l, batch: batch, steps: cfg.Steps, dt: 1 / float64(cfg.Steps), sigma2: cfg.Sigma2, train: o.Train, fromData: o.Backward,
 		labels: append([]int(nil), o.Labels...), prior: o.Prior}
 	build := g.build
+	if o.Prior != nil && o.Prior.LearnedVariance {
+		return nil, fmt.Errorf("train: the relative-TB prior sampler has a learned variance, which relative TB does not support yet (train the prior with fixed variance)")
+	}
 	if why := fusedUnsupported(l, net, cfg, o.Prior); why != nil {
+		if net.LearnedVariance {
+			return nil, fmt.Errorf("train: learned variance runs on the fused iteration only, which this graph cannot use: %v", why)
+		}
 		g.opReason = why.Error()
 	} else {
 		build = g.buildFused

@@ -124,6 +124,12 @@ func (r runFolder) dropRowsFrom(iter int) error {
 // runName is the stem of a new run's folder: the target, or the prior and constraint.
 func runName(target, prior, constraint string, post bool) string {
 	name := target
+	if len(target) > len(train.WGSLTargetPrefix) && strings.EqualFold(target[:len(train.WGSLTargetPrefix)], train.WGSLTargetPrefix) {
+		// A WGSL target is named by its file (wgsl-ring), not by its whole path.
+		base := filepath.Base(target[len(train.WGSLTargetPrefix):])
+		base, _, _ = strings.Cut(base, ",")
+		name = "wgsl-" + strings.TrimSuffix(base, filepath.Ext(base))
+	}
 	if post {
 		base := strings.TrimSuffix(filepath.Base(prior), filepath.Ext(prior))
 		c := constraint
@@ -213,6 +219,7 @@ func resumedConfig(fs *pflag.FlagSet, flags, saved train.Config, resume string) 
 		{"ls-burn", func(c train.Config) any { return c.LS.Burn }},
 		{"ls-eta", func(c train.Config) any { return c.LS.Eta }},
 		{"ls-beta", func(c train.Config) any { return c.LS.Beta }},
+		{"variance", func(c train.Config) any { return c.LearnedVariance }},
 	}
 	var refused []string
 	for _, f := range fixed {

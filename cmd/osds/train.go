@@ -86,6 +86,7 @@ func runTrain(args []string) error {
 	resume := fs.String("resume", "", "continue from this checkpoint; --iters, --lr, --lr-logz and the run's housekeeping flags apply, the sampler's configuration cannot change")
 	timeLimit := fs.Duration("time-limit", 0, "stop after this much wall time (e.g. 2h), with a checkpoint to --resume from (0: no limit)")
 	view := fs.Bool("view", false, "show the samples live in a window while training (closing it does not stop training)")
+	variance := fs.String("variance", "", "the policy's variance per step: fixed (σ²·dt) or learned (σ²·dt·e^{4·tanh h}, a second output head; represents posteriors sharper than σ²/T; fused iteration only). Default: learned for --prior runs, fixed for synthetic targets (the published protocol)")
 	opByOp := fs.Bool("op-by-op", false, "run each iteration op by op (a dispatch per layer per step: the reference the fused iteration is tested against) instead of fused")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -151,6 +152,17 @@ func runTrain(args []string) error {
 	}
 	if *localSearch {
 		cfg.LS = train.LocalSearch{Every: *lsEvery, Steps: *lsSteps, Burn: *lsBurn, Eta: *lsEta, Beta: *lsBeta}
+	}
+	switch *variance {
+	case "":
+		// Posteriors under an informative constraint are often sharper than σ²/T in some
+		// directions, which a fixed variance cannot represent (issue #24).
+		cfg.LearnedVariance = post && !*langevin && !*opByOp && *rtbFrom == ""
+	case "learned":
+		cfg.LearnedVariance = true
+	case "fixed":
+	default:
+		return fmt.Errorf("--variance %q: want fixed or learned", *variance)
 	}
 	if *sigma2 != 0 {
 		cfg.Sigma2 = *sigma2
@@ -237,6 +249,13 @@ func runTrain(args []string) error {
 	}
 	l := kernels.NewLibrary(d)
 	defer l.Release()
+	if wt, ok := tg.(*train.WGSLTarget); ok {
+		// Compile now, so a broken file is reported against its lines before any trainer
+		// is built.
+		if err := wt.Compile(l); err != nil {
+			return err
+		}
+	}
 	// What the run trains on: name, dimension, reward, true log Z (NaN when unknown) and
 	// the checkpoint metadata that rebuilds the reward.
 	name, dim, logZ := "", 0, math.NaN()
@@ -408,6 +427,9 @@ func runTrain(args []string) error {
 			}
 		}
 		fmt.Fprintln(os.Stderr)
+		if w := varianceFloorWarning(cfg, s.Z); w != "" {
+			fmt.Fprintln(os.Stderr, w)
+		}
 		if err := json.NewEncoder(metrics).Encode(rec); err != nil {
 			return fmt.Errorf("writing %s: %w", metrics.Name(), err)
 		}
@@ -500,6 +522,39 @@ loop:
 		return nil
 	}
 	return evaluate()
+}
+
+// varianceFloorWarning says when a fixed-variance sampler's samples sit at the floor of
+// what it can represent: every step adds noise of variance σ²/T, the last one included,
+// so no coordinate of a sample can vary less than σ²/T. A sample variance within 2× of
+// that floor means the target is (probably) sharper there, and the sampler too broad.
+// It returns "" when the variance is learned or well above the floor.
+func varianceFloorWarning(cfg train.Config, zs [][]float64) string {
+	if cfg.LearnedVariance || len(zs) < 2 {
+		return ""
+	}
+	floor := cfg.Sigma2 / float64(cfg.Steps)
+	d := len(zs[0])
+	low, min := 0, math.Inf(1)
+	for j := 0; j < d; j++ {
+		var m, m2 float64
+		for _, z := range zs {
+			m += z[j]
+		}
+		m /= float64(len(zs))
+		for _, z := range zs {
+			m2 += (z[j] - m) * (z[j] - m)
+		}
+		v := m2 / float64(len(zs)-1)
+		if v < 2*floor {
+			low++
+		}
+		min = math.Min(min, v)
+	}
+	if low == 0 {
+		return ""
+	}
+	return fmt.Sprintf("warning: %d of %d coordinates of the samples vary by less than 2·σ²/T = %.3g (smallest variance %.3g): with a fixed variance every step adds σ²/T of noise, so the sampler cannot be sharper than that and the posterior is probably sharper still; train with --variance learned (or a smaller --sigma2)", low, d, 2*floor, min)
 }
 
 // scorePosterior pushes samples z through the prior and scores them against the
