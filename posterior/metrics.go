@@ -237,6 +237,10 @@ func NewJudge(l *kernels.Library, s *Setup, indepRef string) (*Judge, error) {
 		i := s.Spec.Image
 		j.label = int(ds.Labels[i])
 		j.truth = append([]float32(nil), ds.Images[i*D:(i+1)*D]...)
+	case *ONNX:
+		// An imported classifier's label (−1 for a reward model): the independent
+		// classifier's accuracy on it, and the generic measures.
+		j.label = c.Label
 	default:
 		// Other constraints (user WGSL): the generic measures only.
 		j.label = -1
