@@ -12,7 +12,7 @@
 // variance of coordinate j is v_j = σ²·dt·e^{ℓ_j}, ℓ_j = 4·tanh(h_j). With
 // e_j = z1_j − z0_j − u_j·dt and log p_F = Σ_j −e_j²/(2v_j) − ½·ln(2π v_j):
 //   du[b, j]     = coef_b · e_j·dt / v_j
-//   du[b, d + j] = coef_b · (e_j²/(2v_j) − ½) · 4·(1 − tanh²(h_j))
+//   du[b, d + j] = coef_b · (e_j²/(2v_j) − ½) · 4·(1 − tanh²(h_j))   (the last factor as 4/cosh²h_j)
 // (each 0 where its clipped output reached the bound). u and du are [rows, 2d] there.
 //
 // Bindings (group 0):
@@ -83,6 +83,8 @@ fn learned_variance(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 	if (j < p.dim) {
 		du[i] = select(0.0, coef[b] * e * p.dt / v, abs(uj) < DRIFT_CLIP);
 	} else {
-		du[i] = select(0.0, coef[b] * (0.5 * e * e / v - 0.5) * 4.0 * (1.0 - th * th), abs(h) < DRIFT_CLIP);
+		// 1 − tanh²h as 1/cosh²h: the difference loses digits where |tanh h| → 1.
+		let ch = cosh(h);
+		du[i] = select(0.0, coef[b] * (0.5 * e * e / v - 0.5) * 4.0 / (ch * ch), abs(h) < DRIFT_CLIP);
 	}
 }

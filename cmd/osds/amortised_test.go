@@ -117,7 +117,8 @@ func TestAmortisedAndRTBCommands(t *testing.T) {
 
 	// A single-class sampler rejects --class, and is a prior sampler for relative TB.
 	oneDir := filepath.Join(dir, "one")
-	run("", append([]string{"train", "--prior", vae, "--constraint", "class:3,classifier=" + cls, "--iters", "2", "--out", oneDir}, small...)...)
+	// Fixed variance: it serves as a relative-TB prior below, which must be.
+	run("", append([]string{"train", "--prior", vae, "--constraint", "class:3,classifier=" + cls, "--iters", "2", "--variance", "fixed", "--out", oneDir}, small...)...)
 	single := filepath.Join(oneDir, "checkpoint.safetensors")
 	run("is not amortised", "sample", single, "--class", "3")
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ const sampleFormats = ".png (a grid of f(z)), .npz (NumPy: z, x and labels), .np
 
 // checkSampleOut says whether path has a format `osds sample` writes, before any work.
 func checkSampleOut(path string, posterior bool, d int) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("writing %s: it is a folder; name a file (%s)", path, sampleFormats)
+	}
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".png":
 		if !posterior {

@@ -200,6 +200,8 @@ func runTrain(args []string) error {
 		switch {
 		case pc.Classes > 0:
 			return fmt.Errorf("--rtb-from %s is an amortised sampler; the prior of relative TB is unconditional", *rtbFrom)
+		case pc.LearnedVariance:
+			return fmt.Errorf("--rtb-from %s has a learned variance, which relative TB does not support yet: train the prior sampler with --variance fixed", *rtbFrom)
 		case pc.Langevin:
 			return fmt.Errorf("--rtb-from %s uses the Langevin drift, which needs its own target's gradient; relative TB needs a prior sampler without it", *rtbFrom)
 		}
@@ -475,6 +477,19 @@ loop:
 			}
 		}
 		if tr.Iter()%*every == 0 {
+			// The scalars still in flight are written first, so that every row before
+			// the checkpoint's iteration is on disk when it is (a kill -9 after the save
+			// would otherwise lose up to the ring's lag of rows that --resume never redoes).
+			sts, err := tr.Flush()
+			if err != nil {
+				runErr = err
+				break
+			}
+			for _, st := range sts {
+				if err := report(st); err != nil {
+					return err
+				}
+			}
 			if err := save(); err != nil {
 				runErr = err
 				break
