@@ -160,6 +160,12 @@ func reliabilityCases() []reliabilityCase {
 		// 5. Messages that name the real cause.
 		{id: "nan-reward", class: "message", what: "a reward that returns NaN", args: args("train", post, "wgsl:{WGSL_NAN}", small, "--iters", "10", "--out", "{TMP}/r"), code: 1, want: "the reward returned NaN for 16 of 16 terminal states of the latest batch (for a WGSL constraint: its log_reward); stopping (no checkpoint was written"},
 		{id: "huge-batch", class: "message", what: "a --batch too large for the adapter", args: args("train", "--target", "gmm25", "--batch", "100000000", "--out", "{TMP}/r"), code: 1, want: "--batch 100000000 with --steps 100 and --width 64 needs a"},
+		{id: "failed-run-no-folder", class: "lost work", what: "a run that fails before writing anything leaves no empty folder behind", args: args("train", "--target", "gmm25", "--batch", "100000000", "--out", "{TMP}/gone"), code: 1, want: "storage-buffer limit", check: func(h *harness, _ string) error {
+			if _, err := os.Stat(filepath.Join(h.fixtures["TMP"], "gone")); err == nil {
+				return fmt.Errorf("the failed run left its folder %s", filepath.Join(h.fixtures["TMP"], "gone"))
+			}
+			return nil
+		}},
 		{id: "huge-steps", class: "message", what: "a --steps too large for the adapter", args: args("train", "--target", "gmm25", "--steps", "10000000", "--out", "{TMP}/r"), code: 1, want: "storage-buffer limit"},
 		{id: "out-missing-folder", class: "message", what: "`sample --out` into a folder that does not exist", args: args("sample", "{POST}", "--n", "4", "--out", "/nonexistent/x.png"), code: 1, want: "writing /nonexistent/x.png: its folder /nonexistent does not exist"},
 		{id: "out-is-folder", class: "message", what: "`sample --out` naming a folder", args: args("sample", "{POST}", "--n", "4", "--out", "{DIR}"), code: 1, want: "it is a folder; name a file"},

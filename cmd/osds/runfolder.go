@@ -28,7 +28,21 @@ const runsRoot = "runs"
 // that holds another run's checkpoint or metrics, unless --force says to replace it; a
 // resumed run continues its own folder's metrics, without the rows it will redo.
 type runFolder struct {
-	dir string
+	dir     string
+	created bool // made by this run (removeIfEmpty may take it away again)
+}
+
+// removeIfEmpty removes the folder of a run that failed before writing anything: its
+// empty metrics.jsonl, then the folder itself if nothing else is in it (os.Remove
+// refuses a folder that is not empty, so nothing of another run can go).
+func (r runFolder) removeIfEmpty() {
+	if !r.created {
+		return
+	}
+	if fi, err := os.Stat(r.metrics()); err == nil && fi.Size() == 0 {
+		os.Remove(r.metrics())
+	}
+	os.Remove(r.dir)
 }
 
 func (r runFolder) checkpoint() string { return filepath.Join(r.dir, "checkpoint.safetensors") }
@@ -50,9 +64,11 @@ func openRunFolder(out, resume string, force bool, name string, ck *train.Checkp
 		}
 	}
 	r := runFolder{dir: out}
-	if fi, err := os.Stat(out); err == nil && !fi.IsDir() {
+	fi, statErr := os.Stat(out)
+	if statErr == nil && !fi.IsDir() {
 		return r, fmt.Errorf("--out %s is a file, not a folder", out)
 	}
+	r.created = errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return r, fmt.Errorf("--out %s: cannot create the run folder: %w", out, err)
 	}

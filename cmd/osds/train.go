@@ -52,7 +52,7 @@ func openTrainView(d *gpu.Device, tr *train.Trainer, setup *posterior.Setup, tar
 	return w, v, nil
 }
 
-func runTrain(args []string) error {
+func runTrain(args []string) (err error) {
 	fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
 	target := fs.String("target", "gmm25", "target density: gmm25, funnel or manywell")
 	priorRef := fs.String("prior", "", "train a posterior sampler in the noise space of this prior: a shipped name (mnist-vae), a .safetensors file, or a PyTorch generator as FILE.onnx[,latent=N][,shape=CxHxW][,data=mnist][,output=NAME] (docs/onnx.md) (needs --constraint; excludes --target)")
@@ -240,6 +240,11 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			run.removeIfEmpty() // a run that failed before writing anything leaves no folder
+		}
+	}()
 	*out = run.dir
 	d, err := gpu.NewDevice()
 	if err != nil {
