@@ -30,8 +30,10 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"osds/kernels"
+	"osds/nn/onnx"
 	"osds/priors"
 )
 
@@ -154,7 +156,9 @@ type Judge struct {
 	lib      *kernels.Library
 	setup    *Setup
 	ev       *Evaluator
-	indep    *priors.Classifier
+	indep    *priors.Classifier // nil when the judge is an imported model (indepONNX)
+	// indepONNX is an imported classifier as the judge (a .onnx IndepRef).
+	indepONNX *onnx.Layer
 	features *priors.Classifier
 	// What samples are compared with: for a class constraint the real test images of the
 	// label (their moments and measures); for inpainting the held-out test image.
@@ -200,7 +204,19 @@ func NewJudge(l *kernels.Library, s *Setup, indepRef string) (*Judge, error) {
 		}
 		return c, nil
 	}
-	if j.indep, err = loadCls(indepRef); err != nil {
+	if priors.IsONNXRef(indepRef) {
+		m, err := onnx.Load(strings.SplitN(indepRef, ",", 2)[0])
+		if err != nil {
+			return fail(err)
+		}
+		if j.indepONNX, err = onnx.NewLayer(m, "", nil); err != nil {
+			return fail(err)
+		}
+		h, w, c := s.Prior.Image()
+		if _, err := j.indepONNX.OutWidth(h * w * c); err != nil {
+			return fail(fmt.Errorf("the judge %s: %w", indepRef, err))
+		}
+	} else if j.indep, err = loadCls(indepRef); err != nil {
 		return fail(err)
 	}
 	ds, err := priors.LoadDataset(s.Dataset, "test")
@@ -225,7 +241,7 @@ func NewJudge(l *kernels.Library, s *Setup, indepRef string) (*Judge, error) {
 		if j.refMoments, err = priors.FeatureMoments(f, n, j.features.Arch.Hidden); err != nil {
 			return fail(err)
 		}
-		pred, err := priors.Predict(l, j.indep, xs)
+		pred, err := j.predict(xs, n)
 		if err != nil {
 			return fail(err)
 		}
@@ -246,6 +262,14 @@ func NewJudge(l *kernels.Library, s *Setup, indepRef string) (*Judge, error) {
 		j.label = -1
 	}
 	return j, nil
+}
+
+// predict is the independent classifier's class of each of the n images xs.
+func (j *Judge) predict(xs []float32, n int) ([]uint32, error) {
+	if j.indepONNX != nil {
+		return onnxPredict(j.lib, j.indepONNX, xs, n)
+	}
+	return priors.Predict(j.lib, j.indep, xs)
 }
 
 // Release frees the judge's models and evaluator (not the setup).
@@ -361,7 +385,7 @@ func (j *Judge) MeasureImages(xs []float32, n int, logr []float64) (Metrics, err
 		m.MeanLogR = s / float64(k)
 	}
 	m.Diversity = MeanPairwiseL2(xs, n, D)
-	pred, err := priors.Predict(j.lib, j.indep, xs)
+	pred, err := j.predict(xs, n)
 	if err != nil {
 		return m, err
 	}

@@ -133,63 +133,85 @@ func (o *ONNX) Build(l *kernels.Library, x *kernels.Tensor) (*Pass, error) {
 // score measures n samples xs: a classifier's share of argmax = Label ("class_rate"),
 // a reward model's mean output ("mean_reward").
 func (o *ONNX) score(l *kernels.Library, xs []float32, n int) (map[string]float64, error) {
-	D, K := o.Layer.InWidth(), o.outWidth()
-	if len(xs) != n*D {
-		return nil, fmt.Errorf("posterior: %d values for %d samples of %d", len(xs), n, D)
-	}
-	B := min(n, 500)
-	x, err := kernels.NewTensor(l.Device(), "onnx score x", B, D)
-	if err != nil {
-		return nil, err
-	}
-	defer x.Release()
-	y, err := kernels.NewTensor(l.Device(), "onnx score y", B, K)
-	if err != nil {
-		return nil, err
-	}
-	defer y.Release()
-	pass, err := o.Layer.Build(l, nn.LayerIO{X: x, Y: y})
-	if err != nil {
-		return nil, err
-	}
-	defer pass.Release()
 	hit, sum := 0, 0.0
-	buf := make([]float32, B*D)
-	for start := 0; start < n; start += B {
-		rows := min(B, n-start)
-		copy(buf, xs[start*D:(start+rows)*D])
-		for i := rows * D; i < len(buf); i++ {
-			buf[i] = 0 // padding rows of the last batch, not counted
+	err := forwardRows(l, o.Layer, xs, n, func(row []float32) {
+		if o.Label < 0 {
+			sum += float64(row[0])
+		} else if argmax(row) == o.Label {
+			hit++
 		}
-		if err := x.Write(buf); err != nil {
-			return nil, err
-		}
-		if err := l.Run(pass.Forward...); err != nil {
-			return nil, err
-		}
-		v, err := y.Read()
-		if err != nil {
-			return nil, err
-		}
-		for b := 0; b < rows; b++ {
-			row := v[b*K : (b+1)*K]
-			if o.Label < 0 {
-				sum += float64(row[0])
-				continue
-			}
-			best := 0
-			for k := range row {
-				if row[k] > row[best] {
-					best = k
-				}
-			}
-			if best == o.Label {
-				hit++
-			}
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if o.Label < 0 {
 		return map[string]float64{"mean_reward": sum / float64(n)}, nil
 	}
 	return map[string]float64{"class_rate": float64(hit) / float64(n)}, nil
+}
+
+// onnxPredict is the predicted class (the output's argmax) of each of the n rows of xs.
+func onnxPredict(l *kernels.Library, layer *onnx.Layer, xs []float32, n int) ([]uint32, error) {
+	pred := make([]uint32, 0, n)
+	err := forwardRows(l, layer, xs, n, func(row []float32) { pred = append(pred, uint32(argmax(row))) })
+	return pred, err
+}
+
+// forwardRows runs layer over the n rows of xs in batches of up to 500 and calls each
+// with its output row, in order.
+func forwardRows(l *kernels.Library, layer *onnx.Layer, xs []float32, n int, each func(row []float32)) error {
+	D := layer.InWidth()
+	K, err := layer.OutWidth(D)
+	if err != nil {
+		return err
+	}
+	if len(xs) != n*D || n < 1 {
+		return fmt.Errorf("posterior: %d values for %d samples of %d", len(xs), n, D)
+	}
+	B := min(n, 500)
+	x, err := kernels.NewTensor(l.Device(), "onnx rows x", B, D)
+	if err != nil {
+		return err
+	}
+	defer x.Release()
+	y, err := kernels.NewTensor(l.Device(), "onnx rows y", B, K)
+	if err != nil {
+		return err
+	}
+	defer y.Release()
+	pass, err := layer.Build(l, nn.LayerIO{X: x, Y: y})
+	if err != nil {
+		return err
+	}
+	defer pass.Release()
+	buf := make([]float32, B*D)
+	for start := 0; start < n; start += B {
+		rows := min(B, n-start)
+		copy(buf, xs[start*D:(start+rows)*D])
+		clear(buf[rows*D:]) // padding rows of the last batch, not reported
+		if err := x.Write(buf); err != nil {
+			return err
+		}
+		if err := l.Run(pass.Forward...); err != nil {
+			return err
+		}
+		v, err := y.Read()
+		if err != nil {
+			return err
+		}
+		for b := 0; b < rows; b++ {
+			each(v[b*K : (b+1)*K])
+		}
+	}
+	return nil
+}
+
+func argmax(row []float32) int {
+	best := 0
+	for k := range row {
+		if row[k] > row[best] {
+			best = k
+		}
+	}
+	return best
 }

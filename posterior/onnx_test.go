@@ -225,3 +225,32 @@ func toF32(x []float64) []float32 {
 	}
 	return out
 }
+
+// TestONNXJudge: an imported PyTorch classifier (examples/onnx) as the independent judge
+// of osds compare: on the real test images of class 3 its accuracy is the share its
+// argmax gives 3, which for a 98.8 %-accurate classifier must be well above 0.9.
+func TestONNXJudge(t *testing.T) {
+	l := testLibrary(t)
+	spec, err := ParseSpec("class:3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(l, "mnist-vae", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	j, err := NewJudge(l, s, filepath.Join("..", "examples", "onnx", "mnist-cnn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Release()
+	if r := j.Real(); r.N < 900 || r.Accuracy < 0.95 {
+		t.Fatalf("the imported judge on %d real 3s: accuracy %.3f, want ≥ 0.95", r.N, r.Accuracy)
+	} else {
+		t.Logf("imported judge: %.4f of %d real 3s", r.Accuracy, r.N)
+	}
+	if _, err := NewJudge(l, s, filepath.Join("..", "nn", "onnx", "testdata", "classifier.onnx")); err == nil || !strings.Contains(err.Error(), "144 values") {
+		t.Fatalf("a 12×12 judge for 28×28 images: %v", err)
+	}
+}

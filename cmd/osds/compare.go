@@ -182,7 +182,7 @@ func runCompare(args []string) error {
 	chains := fs.Int("chains", 0, "MALA/HMC chains (0: --n; each chain's final state is a sample)")
 	leapfrog := fs.Int("leapfrog", 5, "HMC leapfrog steps per transition")
 	burn := fs.Float64("burn", 0.5, "share of MALA/HMC transitions spent on burn-in (step-size adaptation)")
-	judge := fs.String("judge", "", "independent classifier for accuracy (default <dataset>-classifier-indep)")
+	judge := fs.String("judge", "", "independent classifier for accuracy: a shipped name, a .safetensors file or an imported FILE.onnx whose output's argmax is the class (default <dataset>-classifier-indep)")
 	seed := fs.Uint64("seed", 1, "seed of the baselines and of the osds sampling noise")
 	evalBatch := fs.Int("eval-batch", 1000, "rows per GPU batch of the baselines' log R evaluations")
 	jsonOut := fs.String("json", "", "write the results as JSON to this file ('-': print them on stdout instead of the table)")
