@@ -153,13 +153,13 @@ func ClassImages(ds *priors.Dataset, y int) ([]float32, int) {
 
 // Judge measures samples of one Setup (see the package comment above for the metrics).
 type Judge struct {
-	lib      *kernels.Library
-	setup    *Setup
-	ev       *Evaluator
-	indep    *priors.Classifier // nil when the judge is an imported model (indepONNX)
+	lib   *kernels.Library
+	setup *Setup
+	ev    *Evaluator
+	indep *priors.Classifier // nil when the judge is an imported model (indepONNX)
 	// indepONNX is an imported classifier as the judge (a .onnx IndepRef).
 	indepONNX *onnx.Layer
-	features *priors.Classifier
+	features  *priors.Classifier
 	// What samples are compared with: for a class constraint the real test images of the
 	// label (their moments and measures); for inpainting the held-out test image.
 	label      int
