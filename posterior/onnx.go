@@ -7,6 +7,7 @@ import (
 	"osds/kernels"
 	"osds/nn"
 	"osds/nn/onnx"
+	"osds/priors"
 )
 
 // ONNX is the constraint of an imported PyTorch model (docs/onnx.md), as
@@ -157,51 +158,22 @@ func onnxPredict(l *kernels.Library, layer *onnx.Layer, xs []float32, n int) ([]
 	return pred, err
 }
 
-// forwardRows runs layer over the n rows of xs in batches of up to 500 and calls each
-// with its output row, in order.
+// forwardRows runs layer over the n rows of xs (priors.ForwardRows, in chunks) and calls
+// each with its output row, in order.
 func forwardRows(l *kernels.Library, layer *onnx.Layer, xs []float32, n int, each func(row []float32)) error {
-	D := layer.InWidth()
-	K, err := layer.OutWidth(D)
+	K, err := layer.OutWidth(layer.InWidth())
 	if err != nil {
 		return err
 	}
-	if len(xs) != n*D || n < 1 {
-		return fmt.Errorf("posterior: %d values for %d samples of %d", len(xs), n, D)
+	if len(xs) != n*layer.InWidth() || n < 1 {
+		return fmt.Errorf("posterior: %d values for %d samples of %d", len(xs), n, layer.InWidth())
 	}
-	B := min(n, 500)
-	x, err := kernels.NewTensor(l.Device(), "onnx rows x", B, D)
+	ys, err := priors.ForwardRows(l, &nn.Sequential{Layers: []*nn.Named{{Name: "onnx", Layer: layer}}}, xs, n)
 	if err != nil {
 		return err
 	}
-	defer x.Release()
-	y, err := kernels.NewTensor(l.Device(), "onnx rows y", B, K)
-	if err != nil {
-		return err
-	}
-	defer y.Release()
-	pass, err := layer.Build(l, nn.LayerIO{X: x, Y: y})
-	if err != nil {
-		return err
-	}
-	defer pass.Release()
-	buf := make([]float32, B*D)
-	for start := 0; start < n; start += B {
-		rows := min(B, n-start)
-		copy(buf, xs[start*D:(start+rows)*D])
-		clear(buf[rows*D:]) // padding rows of the last batch, not reported
-		if err := x.Write(buf); err != nil {
-			return err
-		}
-		if err := l.Run(pass.Forward...); err != nil {
-			return err
-		}
-		v, err := y.Read()
-		if err != nil {
-			return err
-		}
-		for b := 0; b < rows; b++ {
-			each(v[b*K : (b+1)*K])
-		}
+	for b := 0; b < n; b++ {
+		each(ys[b*K : (b+1)*K])
 	}
 	return nil
 }

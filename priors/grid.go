@@ -63,7 +63,7 @@ func WriteGridPNG(path string, images []float32, n, h, w, c, cols int) error {
 	return nn.WriteFileAtomic(path, data)
 }
 
-// sampleChunk bounds the rows of one pass in forwardChunked: a convolutional generator's
+// sampleChunk bounds the rows of one pass in ForwardRows: a convolutional generator's
 // im2col buffers grow with the rows (25,088 floats per image for the 64-channel first
 // up-sampling), and WebGPU caps one storage binding at 128 MiB.
 const sampleChunk = 500
@@ -89,12 +89,13 @@ func Sample(l *kernels.Library, p Prior, n int, seed uint64) ([]float32, error) 
 	if err != nil {
 		return nil, err
 	}
-	return forwardChunked(l, p.Generator(), zs, n)
+	return ForwardRows(l, p.Generator(), zs, n)
 }
 
-// forwardChunked runs n host rows xs through the row-wise network net in passes of at
-// most sampleChunk rows and returns the n output rows.
-func forwardChunked(l *kernels.Library, net *nn.Sequential, xs []float32, n int) ([]float32, error) {
+// ForwardRows runs n host rows xs through the row-wise network net in passes of at
+// most sampleChunk rows and returns the n output rows (for any nn.Sequential, e.g. an
+// imported ONNX model as an onnx.Layer).
+func ForwardRows(l *kernels.Library, net *nn.Sequential, xs []float32, n int) ([]float32, error) {
 	if n < 1 || len(xs)%n != 0 {
 		return nil, fmt.Errorf("priors: %d values are not %d rows", len(xs), n)
 	}

@@ -475,5 +475,5 @@ func (v *VAE) Reconstruct(l *kernels.Library, xs []float32, n int) ([]float32, e
 	net := v.encoderHidden()
 	net.Layers = append(net.Layers, &nn.Named{Name: "enc.mu", Layer: v.EncMu})
 	net.Layers = append(net.Layers, v.Decoder().Layers...)
-	return forwardChunked(l, net, xs, n)
+	return ForwardRows(l, net, xs, n)
 }
