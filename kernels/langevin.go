@@ -21,19 +21,21 @@ func (l *Library) LangevinDrift(u, nn, g, scale *Tensor, k int, clip float64) (*
 		params:  Params{u.Len(), k, float32(clip)}, grid: Grid1D(u.Len(), 256)})
 }
 
-// LangevinScaleGrad records, for every segment s of the stacks du and g [S·Stride, d]
-// (see Segments), dscale[First + s·Step] += Σ_{b < Rows} du[s·Stride + b, :] ⊙ clamp(g[s·Stride + b, :], ±clip):
+// LangevinScaleGrad records, for every segment s of the stacks du [S·Stride, d′] and
+// g [S·Stride, d] (see Segments; d′ ≥ d, the drift in du's first d columns: a
+// learned-variance network's du is [du, dh]),
+// dscale[First + s·Step] += Σ_{b < Rows} du[s·Stride + b, :d] ⊙ clamp(g[s·Stride + b, :], ±clip):
 // the scale's gradient of S steps of LangevinDrift in one dispatch. One step k of [B, d]
 // tensors is Segments{Stride: B, Rows: B, First: k, Step: 1}.
 func (l *Library) LangevinScaleGrad(dscale *Tensor, seg Segments, du, g *Tensor, clip float64) (*Op, error) {
 	const name = "langevin scale grad"
-	if !sameShape(du.Shape, g.Shape) || len(du.Shape) != 2 {
-		return nil, fmt.Errorf("kernels: %s: du %v and g %v must be matching [rows, d] stacks", name, du.Shape, g.Shape)
+	if len(du.Shape) != 2 || len(g.Shape) != 2 || du.Shape[0] != g.Shape[0] || du.Shape[1] < g.Shape[1] {
+		return nil, fmt.Errorf("kernels: %s: du %v and g %v must be [rows, d′] and [rows, d] stacks with d′ ≥ d", name, du.Shape, g.Shape)
 	}
 	if !(clip > 0) || math.IsInf(clip, 0) {
 		return nil, fmt.Errorf("kernels: %s: clip %v (want a positive finite clip)", name, clip)
 	}
-	n, err := seg.count(name, du, dscale)
+	n, err := seg.count(name, g, dscale)
 	if err != nil {
 		return nil, err
 	}
@@ -42,9 +44,13 @@ func (l *Library) LangevinScaleGrad(dscale *Tensor, seg Segments, du, g *Tensor,
 	}
 	return l.build(opSpec{name: name, file: "langevin_grad.wgsl", entry: "main",
 		buffers: []*gpu.Buffer{du.Buf, g.Buf, dscale.Buf},
-		params:  Params{seg.Rows, du.Cols(), seg.First, n, seg.Stride, seg.Step, float32(clip)},
+		params:  Params{seg.Rows, g.Cols(), seg.First, n, seg.Stride, seg.Step, float32(clip), du.Cols()},
 		grid:    [3]uint32{1, uint32(n), 1}})
 }
+
+// LangevinClip bounds each component of ∇log R in the Langevin drift (LangevinDrift's
+// clip in the trainer, and the fused rollout's).
+const LangevinClip = 100
 
 func clampNaN(x, c float64) float64 {
 	if math.IsNaN(x) {
@@ -63,12 +69,15 @@ func RefLangevinDrift(nn, g []float64, scaleK, clip float64) []float64 {
 }
 
 // RefLangevinScaleGrad is the float64 reference of LangevinScaleGrad: dscale after
-// dscale[First + s·Step] += Σ_{b < Rows, i} du·clamp(g, ±clip) over segment s's rows.
-func RefLangevinScaleGrad(dscale, du, g []float64, cols int, seg Segments, clip float64) []float64 {
+// dscale[First + s·Step] += Σ_{b < Rows, i < cols} du[·, i]·clamp(g[·, i], ±clip) over
+// segment s's rows (du's rows duCols ≥ cols wide, g's cols).
+func RefLangevinScaleGrad(dscale, du, g []float64, cols, duCols int, seg Segments, clip float64) []float64 {
 	out := append([]float64(nil), dscale...)
-	for s := 0; s < len(du)/cols/seg.Stride; s++ {
-		for i := s * seg.Stride * cols; i < (s*seg.Stride+seg.Rows)*cols; i++ {
-			out[seg.First+s*seg.Step] += du[i] * clampNaN(g[i], clip)
+	for s := 0; s < len(g)/cols/seg.Stride; s++ {
+		for r := s * seg.Stride; r < s*seg.Stride+seg.Rows; r++ {
+			for i := 0; i < cols; i++ {
+				out[seg.First+s*seg.Step] += du[r*duCols+i] * clampNaN(g[r*cols+i], clip)
+			}
 		}
 	}
 	return out

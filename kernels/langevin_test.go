@@ -39,33 +39,47 @@ func TestLangevinScaleGrad(t *testing.T) {
 		d, steps int
 		seg      Segments
 		segs     int
+		wide     bool // du is [rows, 2d] (a learned-variance output): only its first d columns count
 	}{
-		{1, 1, Segments{Stride: 1, Rows: 1, First: 0, Step: 1}, 1},
-		{13, 5, Segments{Stride: 7, Rows: 7, First: 3, Step: 1}, 1},         // one step, no padding
-		{3, 9, Segments{Stride: 11, Rows: 7, First: 1, Step: 2}, 4},         // odd steps
-		{32, 100, Segments{Stride: 320, Rows: 300, First: 0, Step: 1}, 100}, // the trainer's layout
+		{1, 1, Segments{Stride: 1, Rows: 1, First: 0, Step: 1}, 1, false},
+		{13, 5, Segments{Stride: 7, Rows: 7, First: 3, Step: 1}, 1, false},         // one step, no padding
+		{3, 9, Segments{Stride: 11, Rows: 7, First: 1, Step: 2}, 4, false},         // odd steps
+		{32, 100, Segments{Stride: 320, Rows: 300, First: 0, Step: 1}, 100, false}, // the trainer's layout
+		{3, 9, Segments{Stride: 11, Rows: 7, First: 1, Step: 2}, 4, true},
+		{2, 100, Segments{Stride: 304, Rows: 300, First: 0, Step: 1}, 100, true},
 	} {
-		n := c.segs * c.seg.Stride * c.d
-		du, g := randn(rng, n, 1), randn(rng, n, 80)
-		for i := range du {
-			if (i/c.d)%c.seg.Stride >= c.seg.Rows {
-				du[i], g[i] = 1e30, 1
+		rows := c.segs * c.seg.Stride
+		dw := c.d
+		if c.wide {
+			dw = 2 * c.d
+		}
+		du, g := randn(rng, rows*dw, 1), randn(rng, rows*c.d, 80)
+		for r := 0; r < rows; r++ {
+			for i := 0; i < dw; i++ {
+				if r%c.seg.Stride >= c.seg.Rows || i >= c.d {
+					du[r*dw+i] = 1e30 // padding rows and the log-variance head's columns
+				}
+			}
+			if r%c.seg.Stride >= c.seg.Rows {
+				for i := 0; i < c.d; i++ {
+					g[r*c.d+i] = 1
+				}
 			}
 		}
 		g[0] = float32(math.NaN())
 		ds0 := randn(rng, c.steps, 1)
 		ds := mustTensor(t, l, "dscale", ds0, c.steps, 1)
-		op, err := l.LangevinScaleGrad(ds, c.seg, mustTensor(t, l, "du", du, n/c.d, c.d), mustTensor(t, l, "g", g, n/c.d, c.d), 100)
+		op, err := l.LangevinScaleGrad(ds, c.seg, mustTensor(t, l, "du", du, rows, dw), mustTensor(t, l, "g", g, rows, c.d), 100)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := l.Run(op); err != nil {
 			t.Fatal(err)
 		}
-		want := RefLangevinScaleGrad(to64(ds0), to64(du), to64(g), c.d, c.seg, 100)
+		want := RefLangevinScaleGrad(to64(ds0), to64(du), to64(g), c.d, dw, c.seg, 100)
 		// Each entry is a sum of Rows·d terms of size up to 100·|du|: the tolerance is
 		// relative to the sum of the terms' magnitudes.
-		abs := RefLangevinScaleGrad(make([]float64, c.steps), absAll(to64(du)), absAll(to64(g)), c.d, c.seg, 100)
+		abs := RefLangevinScaleGrad(make([]float64, c.steps), absAll(to64(du)), absAll(to64(g)), c.d, dw, c.seg, 100)
 		got := readT(t, ds)
 		for k := range got {
 			if d := math.Abs(float64(got[k]) - want[k]); !(d <= 1e-6*(abs[k]+math.Abs(want[k])+1)) {
@@ -84,7 +98,8 @@ func TestLangevinScaleGrad(t *testing.T) {
 	}{
 		{Segments{Stride: 3, Rows: 3, First: 2, Step: 1}, g, "reach row 5"}, // 4 segments past T = 4
 		{Segments{Stride: 5, Rows: 3, First: 0, Step: 1}, g, "not a stack"}, // 12 rows are not 5-row segments
-		{Segments{Stride: 3, Rows: 3, First: 0, Step: 1}, poisoned(t, l, "g", 12, 3), "matching"},
+		{Segments{Stride: 3, Rows: 3, First: 0, Step: 1}, poisoned(t, l, "g", 12, 3), "d′ ≥ d"},
+		{Segments{Stride: 3, Rows: 3, First: 0, Step: 1}, poisoned(t, l, "g", 6, 2), "d′ ≥ d"},
 	} {
 		if _, err := l.LangevinScaleGrad(ds, bad.seg, du, bad.g, 100); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%+v with g %v: error %v, want one containing %q", bad.seg, bad.g.Shape, err, bad.want)

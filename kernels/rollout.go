@@ -7,24 +7,39 @@ import (
 	"osds/gpu"
 )
 
-// RolloutLayout is the packing of a drift network's parameters into the one buffer the
-// fused rollout reads (shaders/rollout.wgsl binding 0): float offsets of W_S [D, W],
-// sbias [T, W], W_1, b_1, W_2, b_2, W_3 [W, Out], b_3 [Out] and the condition embedding
-// E [Classes, W], each rounded up to a multiple of 4 floats (vec4 loads). Out is D, or
-// 2D for a network with learned variance (LV: the drift u, then the log-variance head h).
-type RolloutLayout struct {
-	D, W, T, Classes, Out                       int
-	LV                                          bool
-	WS, SBias, W1, B1, W2, B2, W3, B3, Emb, Len int
+// RolloutShape is what the fused rollout needs to know of a drift network: state
+// dimension D, width W, steps T, conditions (0: unconditional), a learned variance (LV)
+// and the Langevin term (LP: u = clip(u_nn + s_k·clip(∇log R(z_k))), langevin.wgsl).
+type RolloutShape struct {
+	D, W, T, Classes int
+	LV, LP           bool
 }
 
-// NewRolloutLayout lays out the parameters of a network of state dimension d, width w,
-// t steps, classes conditions (0: unconditional) and, with lv, a learned variance.
-func NewRolloutLayout(d, w, t, classes int, lv bool) RolloutLayout {
-	l := RolloutLayout{D: d, W: w, T: t, Classes: classes, Out: d, LV: lv}
-	if lv {
-		l.Out = 2 * d
+// out is the width of the network's output layer: the drift, and the log-variance head
+// with LV.
+func (s RolloutShape) out() int {
+	if s.LV {
+		return 2 * s.D
 	}
+	return s.D
+}
+
+// RolloutLayout is the packing of a drift network's parameters into the one buffer the
+// fused rollout reads (shaders/rollout.wgsl binding 0): float offsets of W_S [D, W],
+// sbias [T, W], W_1, b_1, W_2, b_2, W_3 [W, Out], b_3 [Out], the condition embedding
+// E [Classes, W] and, with LP, the Langevin scale s [T] of every step, each rounded up to
+// a multiple of 4 floats (vec4 loads). Out is D, or 2D for a network with learned variance
+// (LV: the drift u, then the log-variance head h).
+type RolloutLayout struct {
+	RolloutShape
+	Out                                                int
+	WS, SBias, W1, B1, W2, B2, W3, B3, Emb, Scale, Len int
+}
+
+// NewRolloutLayout lays out the parameters of a network of shape s.
+func NewRolloutLayout(s RolloutShape) RolloutLayout {
+	l := RolloutLayout{RolloutShape: s, Out: s.out()}
+	d, w, t := s.D, s.W, s.T
 	at := 0
 	next := func(n int) int {
 		o := at
@@ -33,9 +48,60 @@ func NewRolloutLayout(d, w, t, classes int, lv bool) RolloutLayout {
 	}
 	l.WS, l.SBias = next(d*w), next(t*w)
 	l.W1, l.B1, l.W2, l.B2 = next(w*w), next(w), next(w*w), next(w)
-	l.W3, l.B3, l.Emb = next(w*l.Out), next(l.Out), next(classes*w)
+	l.W3, l.B3, l.Emb = next(w*l.Out), next(l.Out), next(s.Classes*w)
+	if s.LP {
+		l.Scale = next(t)
+	}
 	l.Len = max(at, 4)
 	return l
+}
+
+// RolloutGradsAt is the float offset of the ∇log R stack in a fused rollout's input
+// buffer (after the [T, 4] step table, rounded up so that the stack and its per-step
+// slices can be bound on dev).
+func RolloutGradsAt(dev *gpu.Device, steps int) int {
+	align := max(int(dev.Limits().MinStorageBufferOffsetAlignment)/4, 4)
+	return (4*steps + align - 1) / align * align
+}
+
+// RolloutInputs is the read-only input buffer of a fused rollout (rollout.wgsl binding 1):
+// the step table and, for a network with the Langevin term, the stack of ∇log R(z_k)
+// [T·rows, D] that the target's kernels write before each step's dispatch. Both live in
+// one buffer so that the rollout binds WebGPU's portable 8 storage buffers.
+type RolloutInputs struct {
+	All   *Tensor // the whole buffer: RolloutBuffers.Steps
+	Grads *Tensor // LP: the ∇log R stack [T·rows, D], a view into All (nil without LP)
+}
+
+// NewRolloutInputs allocates the input buffer of a rollout of lay over stacks of stride
+// rows, with the step table of σ² written (and, with LP, the gradient stack zeroed).
+func NewRolloutInputs(dev *gpu.Device, label string, lay RolloutLayout, rows int, sigma2 float64) (*RolloutInputs, error) {
+	table := RolloutStepTable(lay.T, lay.D, sigma2)
+	if !lay.LP {
+		all, err := FromSlice(dev, label, table, lay.T, 4)
+		return &RolloutInputs{All: all}, err
+	}
+	at := RolloutGradsAt(dev, lay.T)
+	n := at + lay.T*rows*lay.D
+	xs := make([]float32, n)
+	copy(xs, table)
+	all, err := FromSlice(dev, label, xs, n)
+	if err != nil {
+		return nil, err
+	}
+	grads, err := all.Slice(label+": ∇log R stack", at, lay.T*rows, lay.D)
+	if err != nil {
+		all.Release()
+		return nil, err
+	}
+	return &RolloutInputs{All: all, Grads: grads}, nil
+}
+
+// Release frees the input buffer.
+func (in *RolloutInputs) Release() {
+	if in != nil && in.All != nil {
+		in.All.Release()
+	}
 }
 
 // RolloutMode says what a fused rollout does with the states.
@@ -56,7 +122,8 @@ type RolloutParams struct {
 	Seed                uint64
 	Stream              uint32
 	// K0, K1 are the steps this dispatch runs, k0 ≤ k < k1 (0 and Steps for a whole
-	// trajectory).
+	// trajectory). A sampling rollout with the Langevin term runs one step per dispatch:
+	// step k's ∇log R is formed from z_k between the dispatches.
 	K0, K1 int
 }
 
@@ -113,17 +180,15 @@ func RolloutInvocations(dev *gpu.Device, w int) int {
 // rolloutForceInvocations, when set by a test, overrides RolloutInvocations' choice.
 var rolloutForceInvocations int
 
-// RolloutSupported reports why the fused rollout cannot run a network of width w and
-// dimension d (with learned variance: lv) on this device (nil when it can): the width
-// must be a multiple of 4 and its workgroup must fit the device's limits.
-func RolloutSupported(dev *gpu.Device, d, w int, lv bool) error {
+// RolloutSupported reports why the fused rollout cannot run a network of shape s on this
+// device (nil when it can): the width must be a multiple of 4 and its workgroup must fit
+// the device's limits.
+func RolloutSupported(dev *gpu.Device, s RolloutShape) error {
 	lim := dev.Limits()
+	d, w := s.D, s.W
 	inv, rows := RolloutInvocations(dev, w), RolloutRows
 	nb := (d + 3) / 4
-	out := d
-	if lv {
-		out = 2 * d
-	}
+	out := s.out()
 	wgBytes := 4 * (2*rows*w + rows*(d+out) + 2*rows*nb + 2*rows)
 	switch {
 	case w%4 != 0 || w < 4:
@@ -153,7 +218,7 @@ type RolloutOp struct {
 // k·Rows + b (Rows ≥ B; padding rows are never written).
 type RolloutBuffers struct {
 	Net   *Tensor // the packed parameters (Layout.Len elements)
-	Steps *Tensor // RolloutStepTable ([T, 4])
+	Steps *Tensor // RolloutInputs.All: RolloutStepTable ([T, 4]), and with LP the ∇log R stack
 	Z     *Tensor // [(T+1)·Rows, D] states
 	U     *Tensor // [T·Rows, Layout.Out] drifts (LV: and log-variance heads), written
 	// Save, when not nil, receives the six stacks [T·Rows, W] h0, a0, h1, a1, h2, a2
@@ -176,7 +241,7 @@ func (l *Library) Rollout(lay RolloutLayout, b, rows int, mode RolloutMode, t Ro
 	if p.Steps != lay.T {
 		return nil, fmt.Errorf("%s: %d steps for a layout of %d", name, p.Steps, lay.T)
 	}
-	if err := RolloutSupported(l.dev, lay.D, lay.W, lay.LV); err != nil {
+	if err := RolloutSupported(l.dev, lay.RolloutShape); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if b < 1 || rows < b {
@@ -192,8 +257,12 @@ func (l *Library) Rollout(lay RolloutLayout, b, rows int, mode RolloutMode, t Ro
 		}
 		return philoxCheckBinding(l, name, what, x)
 	}
+	inputs := 4 * T
+	if lay.LP {
+		inputs = RolloutGradsAt(l.dev, T) + T*rows*D // NewRolloutInputs
+	}
 	checks := []error{
-		want("parameter pack", t.Net, lay.Len), want("step table", t.Steps, 4*T),
+		want("parameter pack", t.Net, lay.Len), want("step table", t.Steps, inputs),
 		want("state stack", t.Z, (T+1)*rows*D), want("drift stack", t.U, T*rows*lay.Out),
 		want("log p_F", t.LogPF, b),
 	}
@@ -266,12 +335,12 @@ func (l *Library) Rollout(lay RolloutLayout, b, rows int, mode RolloutMode, t Ro
 	consts := map[string]float64{
 		"W": float64(W), "D": float64(D), "WG": float64(RolloutInvocations(l.dev, W)),
 		"SAMPLE": overrideBool(mode == RolloutSample), "SAVE": overrideBool(t.Save != nil), "COND": overrideBool(lay.Classes > 0),
-		"LV": overrideBool(lay.LV),
+		"LV": overrideBool(lay.LV), "LP": overrideBool(lay.LP),
 	}
 	built, err := l.build(opSpec{
 		name: "rollout", file: "rollout.wgsl", entry: "main", consts: consts,
 		buffers: []*gpu.Buffer{t.Net.Buf, t.Steps.Buf, t.Z.Buf, t.U.Buf, save, t.LogPF.Buf, logpb, labels},
-		params:  rolloutParams(lay, b, rows, p), grid: Grid1D((b+RolloutRows-1)/RolloutRows, 1),
+		params:  rolloutParams(l.dev, lay, b, rows, p), grid: Grid1D((b+RolloutRows-1)/RolloutRows, 1),
 	})
 	if err != nil {
 		op.Release()
@@ -282,14 +351,14 @@ func (l *Library) Rollout(lay RolloutLayout, b, rows int, mode RolloutMode, t Ro
 }
 
 // rolloutParams is rollout.wgsl's uniform block, its constants derived in float64.
-func rolloutParams(lay RolloutLayout, b, rows int, p RolloutParams) Params {
+func rolloutParams(dev *gpu.Device, lay RolloutLayout, b, rows int, p RolloutParams) Params {
 	dt := 1 / float64(p.Steps)
 	varF := p.Sigma * p.Sigma * dt
 	key := philoxKey(p.Seed)
 	return Params{b, rows, p.Steps, p.K0, p.K1, p.Stream, key[0], key[1],
 		float32(dt), float32(math.Sqrt(varF + p.SigmaExplore*p.SigmaExplore)), float32(1 / varF), float32(-0.5 * float64(lay.D) * math.Log(2*math.Pi*varF)),
 		lay.WS, lay.SBias, lay.W1, lay.B1, lay.W2, lay.B2, lay.W3, lay.B3, lay.Emb,
-		float32(varF), float32(p.SigmaExplore * p.SigmaExplore)}
+		float32(varF), float32(p.SigmaExplore * p.SigmaExplore), lay.Scale, RolloutGradsAt(dev, p.Steps), float32(LangevinClip)}
 }
 
 // Update rewrites the rollout's settings for the next submission.
@@ -300,7 +369,7 @@ func (r *RolloutOp) Update(p RolloutParams) error {
 	if p.Steps != r.Layout.T {
 		return fmt.Errorf("kernels: rollout: %d steps for a layout of %d", p.Steps, r.Layout.T)
 	}
-	if err := r.Op.SetParams(r.dev, rolloutParams(r.Layout, r.B, r.Rows, p)); err != nil {
+	if err := r.Op.SetParams(r.dev, rolloutParams(r.dev, r.Layout, r.B, r.Rows, p)); err != nil {
 		return err
 	}
 	r.P = p
@@ -311,6 +380,7 @@ func (r *RolloutOp) Update(p RolloutParams) error {
 // layout stores them (W_S [D, W], SBias [T, W], W_3 [W, D], Emb [Classes, W]).
 type RefRolloutNet struct {
 	WS, SBias, W1, B1, W2, B2, W3, B3, Emb []float64
+	Scale                                  []float64 // LP: the Langevin scale s_k of every step
 }
 
 // RefRollout is the float64 reference of the fused rollout for b rows over steps k0..k1−1:
@@ -320,8 +390,9 @@ type RefRolloutNet struct {
 // activation stacks h0, a0, h1, a1, h2, a2 ([T·b, W] each) and adds to logpf, logpb.
 // With learned variance (lay.LV) coordinate j of a step has the policy variance
 // σ²·dt·exp(4·tanh(h_j)), h the second half of the output row, and the exploration's
-// variance σ_explore² adds to it when sampling.
-func RefRollout(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32, mode RolloutMode, p RolloutParams, z, logpf, logpb []float64) (u []float64, save [6][]float64) {
+// variance σ_explore² adds to it when sampling. With the Langevin term (lay.LP) grads is
+// the stack [T·b, D] of ∇log R(z_k) (nil otherwise) and the drift is RefLangevinDrift's.
+func RefRollout(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32, mode RolloutMode, p RolloutParams, z, grads, logpf, logpb []float64) (u []float64, save [6][]float64) {
 	T, D, W, O := lay.T, lay.D, lay.W, lay.Out
 	dt := 1 / float64(p.Steps)
 	varF := p.Sigma * p.Sigma * dt
@@ -377,6 +448,9 @@ func RefRollout(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32, mode
 				s := n.B3[j]
 				for c := 0; c < W; c++ {
 					s += a2[c] * n.W3[c*O+j]
+				}
+				if lay.LP && j < D {
+					s += n.Scale[k] * clampNaN(grads[row*D+j], LangevinClip)
 				}
 				out[j] = RefActivate(Clip, s)
 			}

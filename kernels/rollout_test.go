@@ -18,7 +18,7 @@ func TestRolloutMatchesReference(t *testing.T) {
 	cases := []struct {
 		d, b, T, w, classes, wg int
 		mode                    RolloutMode
-		save, lv                bool
+		save, lv, lp            bool
 		explore                 float64
 	}{
 		{d: 1, b: 1, T: 1, w: 4, mode: RolloutSample, save: true},
@@ -31,13 +31,20 @@ func TestRolloutMatchesReference(t *testing.T) {
 		{d: 3, b: 9, T: 3, w: 8, mode: RolloutSample, save: true, lv: true, explore: 0.3},
 		{d: 5, b: 13, T: 2, w: 12, mode: RolloutGiven, classes: 3, save: true, lv: true},
 		{d: 2, b: 301, T: 100, w: 16, mode: RolloutSample, lv: true},
+		// The Langevin term: one step per dispatch when sampling (as the trainer runs it),
+		// the whole trajectory at once for given states; gradients with NaNs and values
+		// beyond the clip.
+		{d: 1, b: 1, T: 1, w: 4, mode: RolloutSample, save: true, lp: true},
+		{d: 3, b: 7, T: 5, w: 8, mode: RolloutSample, save: true, lp: true, explore: 0.3},
+		{d: 32, b: 301, T: 2, w: 12, mode: RolloutGiven, classes: 3, save: true, lp: true},
+		{d: 2, b: 9, T: 100, w: 16, mode: RolloutSample, lp: true, lv: true},
 	}
 	for _, c := range cases {
-		name := fmt.Sprintf("d%d_b%d_T%d_w%d_mode%d_save%v_cond%d_wg%d_lv%v", c.d, c.b, c.T, c.w, c.mode, c.save, c.classes, c.wg, c.lv)
+		name := fmt.Sprintf("d%d_b%d_T%d_w%d_mode%d_save%v_cond%d_wg%d_lv%v_lp%v", c.d, c.b, c.T, c.w, c.mode, c.save, c.classes, c.wg, c.lv, c.lp)
 		t.Run(name, func(t *testing.T) {
 			rolloutForceInvocations = c.wg
 			defer func() { rolloutForceInvocations = 0 }()
-			lay := NewRolloutLayout(c.d, c.w, c.T, c.classes, c.lv)
+			lay := NewRolloutLayout(RolloutShape{D: c.d, W: c.w, T: c.T, Classes: c.classes, LV: c.lv, LP: c.lp})
 			// Weights scaled by 1/√fan-in, as a trained sampler's are, so that a 100-step
 			// trajectory stays bounded instead of running into the drift clip (where states
 			// of thousands make f32 rounding, not the kernel, the measured error).
@@ -49,11 +56,14 @@ func TestRolloutMatchesReference(t *testing.T) {
 				W3: to64(randn(rng, c.w*lay.Out, hid)), B3: to64(randn(rng, lay.Out, 0.3)),
 				Emb: to64(randn(rng, c.classes*c.w, 0.5)),
 			}
+			if c.lp {
+				ref.Scale = to64(randn(rng, c.T, 0.5))
+			}
 			pack := make([]float32, lay.Len)
 			for _, part := range []struct {
 				at int
 				xs []float64
-			}{{lay.WS, ref.WS}, {lay.SBias, ref.SBias}, {lay.W1, ref.W1}, {lay.B1, ref.B1}, {lay.W2, ref.W2}, {lay.B2, ref.B2}, {lay.W3, ref.W3}, {lay.B3, ref.B3}, {lay.Emb, ref.Emb}} {
+			}{{lay.WS, ref.WS}, {lay.SBias, ref.SBias}, {lay.W1, ref.W1}, {lay.B1, ref.B1}, {lay.W2, ref.W2}, {lay.B2, ref.B2}, {lay.W3, ref.W3}, {lay.B3, ref.B3}, {lay.Emb, ref.Emb}, {lay.Scale, ref.Scale}} {
 				for i, v := range part.xs {
 					pack[part.at+i] = float32(v)
 				}
@@ -75,8 +85,31 @@ func TestRolloutMatchesReference(t *testing.T) {
 				}
 			}
 			pf0, pb0 := randn(rng, c.b, 5), randn(rng, c.b, 5)
+			inputs, err := NewRolloutInputs(l.Device(), "steps", lay, c.b, sigma2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inputs.Release()
+			var grads []float64
+			if c.lp {
+				// ∇log R of every step: mostly inside the clip, some far outside, some NaN
+				// (outside a target's support), which the drift must ignore.
+				gs := randn(rng, c.T*c.b*c.d, 30)
+				for i := range gs {
+					switch rng.IntN(20) {
+					case 0:
+						gs[i] = float32(math.NaN())
+					case 1:
+						gs[i] *= 100
+					}
+				}
+				if err := inputs.Grads.Write(gs); err != nil {
+					t.Fatal(err)
+				}
+				grads = to64(gs)
+			}
 			bufs := RolloutBuffers{
-				Net: mustTensor(t, l, "pack", pack, lay.Len), Steps: mustTensor(t, l, "steps", RolloutStepTable(c.T, c.d, sigma2), c.T, 4),
+				Net: mustTensor(t, l, "pack", pack, lay.Len), Steps: inputs.All,
 				Z: zs, U: poisoned(t, l, "u", c.T*c.b, lay.Out), LogPF: mustTensor(t, l, "log p_F", pf0, c.b),
 			}
 			if c.save {
@@ -98,12 +131,27 @@ func TestRolloutMatchesReference(t *testing.T) {
 				defer idx.Release()
 				bufs.Labels = idx
 			}
-			op, err := l.Rollout(lay, c.b, c.b, c.mode, bufs, p)
-			if err != nil {
-				t.Fatal(err)
+			// A sampling rollout with the Langevin term runs one step per dispatch, as the
+			// trainer records it (the gradients of step k are formed between dispatches).
+			spans := [][2]int{{0, c.T}}
+			if c.lp && c.mode == RolloutSample {
+				spans = spans[:0]
+				for k := 0; k < c.T; k++ {
+					spans = append(spans, [2]int{k, k + 1})
+				}
 			}
-			defer op.Release()
-			if err := l.Run(op.Op); err != nil {
+			var ops []*Op
+			for _, sp := range spans {
+				q := p
+				q.K0, q.K1 = sp[0], sp[1]
+				op, err := l.Rollout(lay, c.b, c.b, c.mode, bufs, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer op.Release()
+				ops = append(ops, op.Op)
+			}
+			if err := l.Run(ops...); err != nil {
 				t.Fatal(err)
 			}
 			wantPF, wantPB := to64(pf0), to64(pb0)
@@ -115,9 +163,9 @@ func TestRolloutMatchesReference(t *testing.T) {
 				// comparison is both safe and sharp. Instead every transition is checked:
 				// the reference takes each step from the kernel's own state z_k.
 				z = to64(readT(t, zs))
-				wantU, wantSave = refRolloutForced(ref, lay, c.b, labels, p, z, wantPF, wantPB)
+				wantU, wantSave = refRolloutForced(ref, lay, c.b, labels, p, z, grads, wantPF, wantPB)
 			} else {
-				wantU, wantSave = RefRollout(ref, lay, c.b, labels, c.mode, p, z, wantPF, wantPB)
+				wantU, wantSave = RefRollout(ref, lay, c.b, labels, c.mode, p, z, grads, wantPF, wantPB)
 			}
 			// Each step is exact to the f32 rounding of its dot products.
 			tol := 1e-4
@@ -191,7 +239,7 @@ func TestBridgeTrajectoryMatchesSteps(t *testing.T) {
 // refRolloutForced is RefRollout in sampling mode with teacher forcing: z holds the
 // kernel's states on entry, and each step k runs from the kernel's z_k. On return z holds
 // the reference's z_{k+1} of every step, ready to compare with the kernel's.
-func refRolloutForced(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32, p RolloutParams, z, logpf, logpb []float64) (u []float64, save [6][]float64) {
+func refRolloutForced(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32, p RolloutParams, z, grads, logpf, logpb []float64) (u []float64, save [6][]float64) {
 	rowLen, uLen := b*lay.D, b*lay.Out
 	kernel := append([]float64(nil), z...)
 	u = make([]float64, lay.T*b*lay.Out)
@@ -202,7 +250,7 @@ func refRolloutForced(n RefRolloutNet, lay RolloutLayout, b int, labels []uint32
 		q := p
 		q.K0, q.K1 = k, k+1
 		work := append([]float64(nil), kernel...)
-		uk, sk := RefRollout(n, lay, b, labels, RolloutSample, q, work, logpf, logpb)
+		uk, sk := RefRollout(n, lay, b, labels, RolloutSample, q, work, grads, logpf, logpb)
 		if k == 0 {
 			copy(z[:rowLen], work[:rowLen]) // the start state, zero
 		}
@@ -231,7 +279,7 @@ func sqrt(x float64) float64 { return math.Sqrt(x) }
 func TestRolloutErrors(t *testing.T) {
 	l := testLib(t)
 	const d, b, T, w = 3, 5, 2, 8
-	lay := NewRolloutLayout(d, w, T, 0, false)
+	lay := NewRolloutLayout(RolloutShape{D: d, W: w, T: T})
 	ok := func() RolloutBuffers {
 		return RolloutBuffers{
 			Net: poisoned(t, l, "pack", lay.Len), Steps: poisoned(t, l, "steps", T, 4),
@@ -268,7 +316,7 @@ func TestRolloutErrors(t *testing.T) {
 			t.Errorf("want an error about %q, got %v", c.want, err)
 		}
 	}
-	if err := RolloutSupported(l.Device(), d, 6, false); err == nil || !strings.Contains(err.Error(), "multiple of 4") {
+	if err := RolloutSupported(l.Device(), RolloutShape{D: d, W: 6, T: T}); err == nil || !strings.Contains(err.Error(), "multiple of 4") {
 		t.Errorf("width 6: want an error about the multiple of 4, got %v", err)
 	}
 	zs, pb, table := poisoned(t, l, "z", (T+1)*b, d), poisoned(t, l, "log p_B", b), poisoned(t, l, "table", T, 4)

@@ -11,6 +11,8 @@
 //   3: u      array<f32>, [B, d], written
 //   4: p      uniform { n = B·d, k: u32, clip c: f32 }
 // Dispatch: ceil(n / 256) workgroups of 256 along x (folded into y beyond 65535).
+//
+//!include finite_clamp.wgsl
 
 struct Params {
 	n: u32,
@@ -37,13 +39,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 	// torch.nan_to_num does in the reference implementation.
 	let gi = finite_clamp(g[i], p.clip);
 	u[i] = clamp(nn[i] + scale[p.k] * gi, -DRIFT_CLIP, DRIFT_CLIP);
-}
-
-// finite_clamp clamps x to ±c and maps NaN to 0. The NaN test looks at the bits: compilers
-// may fold x != x to false, and clamp(NaN) is implementation-defined.
-fn finite_clamp(x: f32, c: f32) -> f32 {
-	if ((bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u) {
-		return 0.0;
-	}
-	return clamp(x, -c, c);
 }

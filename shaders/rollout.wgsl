@@ -8,6 +8,11 @@
 //   h1 = a0·W_1 + b_1,                   a1 = GELU(h1)
 //   h2 = a1·W_2 + b_2,                   a2 = GELU(h2)
 //   u  = clip(a2·W_3 + b_3, ±CLIP_BOUND)               (LV: [u, h] = clip(a2·W_3 + b_3), 2D wide)
+// With the Langevin term (LP) the drift coordinates j < D are, as langevin.wgsl forms them,
+//   u_j = clip(a2·W_3 + b_3 + s_k·finite_clamp(g_j, ±lp_clip), ±CLIP_BOUND)
+// where g = ∇log R(z_k) comes from the stack after the step table (formed by the target's kernels before
+// this step's dispatch, so an LP rollout runs one step per dispatch when sampling) and s_k
+// is the time-only scale network's output, packed at P.o_sc.
 // The policy's variance per coordinate is v_j = σ²·dt (fixed), or with learned variance
 // (LV) v_j = σ²·dt·exp(ℓ_j), ℓ_j = 4·tanh(h_j) (within σ²·dt·e^{±4}, as the published
 // learned-variance variant).
@@ -25,8 +30,11 @@
 // never written):
 //   0: net    array<vec4<f32>>, read: the packed parameters, float offsets P.o_* (multiples of 4):
 //             W_S [D, W], sbias [T, W], W_1 [W, W], b_1 [W], W_2 [W, W], b_2 [W], W_3 [W, OUT],
-//             b_3 [OUT], E [classes, W] (COND only); OUT = D, or 2D with LV
-//   1: steps  array<vec4<f32>>, read: [T] (r = k/(k+1), inv_var_b, logc_b, 0) of each step
+//             b_3 [OUT], E [classes, W] (COND only), s [T] (LP only); OUT = D, or 2D with LV
+//   1: steps  array<vec4<f32>>, read: [T] (r = k/(k+1), inv_var_b, logc_b, 0) of each step;
+//             with LP followed, from float offset P.o_g on, by the stack [T·rows, D] of
+//             ∇log R(z_k) (in this buffer, not a tenth binding, so that the rollout binds
+//             8 storage buffers, WebGPU's portable limit)
 //   2: zs     array<f32>, read+written: [(T+1)·rows, D] states; SAMPLE writes z_{k0+1..k1}
 //             (and z_0 = 0 when k0 = 0), otherwise reads them all
 //   3: us     array<f32>, written: [T·rows, OUT] the drift of every step (LV: u then h)
@@ -37,7 +45,8 @@
 //   7: labels array<u32>, read: [B] the rows' conditions (COND only)
 //   8: P      uniform Params (below; the host derives the f32 constants in float64)
 // Overrides: W (width, a multiple of 4), D (state dimension), WG (invocations per
-//   workgroup, W/8 ≤ WG ≤ W/4), SAMPLE, SAVE, COND, LV: bool. ROWS = 8 rows per workgroup.
+//   workgroup, W/8 ≤ WG ≤ W/4), SAMPLE, SAVE, COND, LV, LP: bool. ROWS = 8 rows per
+//   workgroup.
 // Dispatch: Grid1D(⌈B / 8⌉, 1) workgroups of WG invocations; invocation c owns the vec4
 //   column groups c and c + WG (< W/4; columns 4g..4g+3) of every hidden layer for the
 //   workgroup's 8 rows.
@@ -58,6 +67,7 @@
 //!include philox.wgsl
 //!include activations.wgsl
 //!include acc8.wgsl
+//!include finite_clamp.wgsl
 
 override W: u32 = 64u;
 override D: u32 = 2u;
@@ -66,6 +76,7 @@ override SAMPLE: bool = true;
 override SAVE: bool = false;
 override COND: bool = false;
 override LV: bool = false;
+override LP: bool = false;
 
 override WV: u32 = W / 4u;             // vec4 column groups of a hidden layer
 override NCG: u32 = (WV + WG - 1u) / WG; // column groups per invocation: 1 or 2
@@ -97,6 +108,9 @@ struct Params {
 	o_emb: u32,
 	var_f: f32,   // σ²·dt
 	ex_var: f32,  // σ_explore² (LV: added to each coordinate's variance)
+	o_sc: u32,    // LP: the scale s [T] in the pack
+	o_g: u32,     // LP: the gradient stack in steps (float offset)
+	lp_clip: f32, // LP: the bound of each component of ∇log R
 }
 
 @group(0) @binding(0) var<storage, read> net: array<vec4<f32>>;
@@ -282,8 +296,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 		workgroupBarrier();
 		emit2(hidden(ROWS * WV, c, P.o_w2, P.o_b2), c, 2u, k, row0, 0u);
 		workgroupBarrier();
-		// Output layer: u = clip(a2·W_3 + b_3), one output coordinate j of all 8 rows per
-		// invocation at a time, so that each weight load serves the 8 rows.
+		// Output layer: u = clip(a2·W_3 + b_3 (+ the Langevin term)), one output coordinate j
+		// of all 8 rows per invocation at a time, so that each weight load serves the 8 rows.
 		for (var j = c; j < OUT; j += WG) {
 			var lo = vec4<f32>(0.0); // rows 0..3
 			var hi = vec4<f32>(0.0); // rows 4..7
@@ -295,12 +309,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 				hi += vec4<f32>(dot(x.r4, w), dot(x.r5, w), dot(x.r6, w), dot(x.r7, w));
 			}
 			let b3 = netf(P.o_b3 + j);
-			let u_lo = clamp(lo + b3, vec4<f32>(-CLIP_BOUND), vec4<f32>(CLIP_BOUND));
-			let u_hi = clamp(hi + b3, vec4<f32>(-CLIP_BOUND), vec4<f32>(CLIP_BOUND));
+			let lp_on = LP && j < D;
+			var s_k = 0.0;
+			if (lp_on) {
+				s_k = netf(P.o_sc + k);
+			}
 			for (var r = 0u; r < ROWS; r++) {
-				let u = select(u_lo[r & 3u], u_hi[r & 3u], r >= 4u);
-				ush[r * OUT + j] = u;
 				let b = row0 + r;
+				var x = select(lo[r & 3u], hi[r & 3u], r >= 4u) + b3;
+				if (lp_on && b < P.B) {
+					let gi = P.o_g + (k * P.rows + b) * D + j;
+					x += s_k * finite_clamp(steps[gi >> 2u][gi & 3u], P.lp_clip);
+				}
+				let u = clamp(x, -CLIP_BOUND, CLIP_BOUND);
+				ush[r * OUT + j] = u;
 				if (b < P.B) {
 					us[(k * P.rows + b) * OUT + j] = u;
 				}

@@ -10,24 +10,33 @@ import (
 // forward rollout is one dispatch (kernels.Rollout: each workgroup owns a block of rows for
 // all T steps, activations in workgroup memory) and the backward pass is a batch of T·B
 // independent rows: the drift gradient, three input-gradient products and four weight-
-// gradient products over whole stacks, whatever T is. The op-by-op graph (Graph.build)
-// stays as the reference this path is tested against.
+// gradient products over whole stacks, whatever T is. With the Langevin drift the target's
+// ∇log R(z_k) is formed between steps, so a sampling rollout is one dispatch per step
+// (after the target's kernels of that step). The op-by-op graph (Graph.build) stays as the
+// reference this path is tested against.
 
 // fusedUnsupported says why a graph of net under cfg runs op by op (nil: it is fused).
 func fusedUnsupported(l *kernels.Library, net *Network, cfg Config, prior *Network) error {
 	switch {
 	case cfg.OpByOp:
 		return fmt.Errorf("the op-by-op path was asked for")
-	case net.LPhase != nil:
-		return fmt.Errorf("the Langevin drift needs ∇log R at every step, which the fused rollout does not compute yet")
 	}
-	if err := kernels.RolloutSupported(l.Device(), net.Dim, net.Width, net.LearnedVariance); err != nil {
+	if err := kernels.RolloutSupported(l.Device(), rolloutShape(net, cfg.Steps)); err != nil {
 		return err
 	}
 	if prior != nil {
-		return kernels.RolloutSupported(l.Device(), prior.Dim, prior.Width, prior.LearnedVariance)
+		return kernels.RolloutSupported(l.Device(), rolloutShape(prior, cfg.Steps))
 	}
 	return nil
+}
+
+// rolloutShape is the fused rollout's view of network n over steps steps.
+func rolloutShape(n *Network, steps int) kernels.RolloutShape {
+	classes := 0
+	if n.Emb != nil {
+		classes = n.Classes
+	}
+	return kernels.RolloutShape{D: n.Dim, W: n.Width, T: steps, Classes: classes, LV: n.LearnedVariance, LP: n.LPhase != nil}
 }
 
 // fusedNet is a network's parameters packed for the fused rollout, with the copies that
@@ -44,18 +53,18 @@ type packCopy struct {
 	at  int // float offset in the pack
 }
 
-// newFusedNet packs n's drift parameters with sbias [T, W] (b_S + temb, per step).
-func (g *Graph) newFusedNet(n *Network, sbias *kernels.Tensor, label string) *fusedNet {
-	classes := 0
-	if n.Emb != nil {
-		classes = n.Classes
-	}
-	lay := kernels.NewRolloutLayout(n.Dim, n.Width, g.steps, classes, n.LearnedVariance)
+// newFusedNet packs n's drift parameters with sbias [T, W] (b_S + temb, per step) and,
+// with the Langevin drift, scale [T] (s(t_k), formed by the time ops).
+func (g *Graph) newFusedNet(n *Network, sbias, scale *kernels.Tensor, label string) *fusedNet {
+	lay := kernels.NewRolloutLayout(rolloutShape(n, g.steps))
 	f := &fusedNet{lay: lay, pack: g.tensor(label, lay.Len)}
 	f.copies = []packCopy{{n.S.W.Value, lay.WS}, {sbias, lay.SBias}, {n.L1.W.Value, lay.W1}, {n.L1.B.Value, lay.B1},
 		{n.L2.W.Value, lay.W2}, {n.L2.B.Value, lay.B2}, {n.L3.W.Value, lay.W3}, {n.L3.B.Value, lay.B3}}
-	if classes > 0 {
+	if lay.Classes > 0 {
 		f.copies = append(f.copies, packCopy{n.Emb.Value, lay.Emb})
+	}
+	if lay.LP {
+		f.copies = append(f.copies, packCopy{scale, lay.Scale})
 	}
 	return f
 }
@@ -71,8 +80,10 @@ func (f *fusedNet) record(r *kernels.Recorder) {
 // fusedGraph holds what only the fused path has.
 type fusedGraph struct {
 	net, prior *fusedNet
-	rollout    *kernels.RolloutOp // the policy: samples, or evaluates given states
-	priorEval  *kernels.RolloutOp // relative TB: the prior's log p_F of the same states
+	// rollouts are the policy's: one over all steps, or with the Langevin drift one per
+	// step when sampling. They sample, or evaluate given states.
+	rollouts  []*kernels.RolloutOp
+	priorEval *kernels.RolloutOp // relative TB: the prior's log p_F of the same states
 	bridge     *kernels.BridgeTrajectoryOp
 	// ZS is the state stack [(T+1)·rows, d]; Z[k] are its slices. US the drift stack,
 	// Save the six activation stacks h0, a0, h1, a1, h2, a2 ([T·rows, W] each, training).
@@ -91,6 +102,10 @@ func (g *Graph) buildFused(cfg Config, reward RewardFunc) error {
 	g.fg = f
 	if err := g.buildTimeEmbedding(); err != nil {
 		return err
+	}
+	lp := n.LPhase != nil
+	if lp {
+		g.buildLangevinScale()
 	}
 	g.sbias = g.tensor("state bias", T, W)
 	g.timeOps = append(g.timeOps, must(l.AddRow(g.sbias, g.temb, n.S.B.Value, 0)))
@@ -125,11 +140,19 @@ func (g *Graph) buildFused(cfg Config, reward RewardFunc) error {
 		}
 	}
 	sigma := g.sigma()
-	f.net = g.newFusedNet(n, g.sbias, "parameter pack")
-	table := must(kernels.FromSlice(l.Device(), "rollout steps", kernels.RolloutStepTable(T, d, cfg.Sigma2), T, 4))
-	g.owned = append(g.owned, table)
+	f.net = g.newFusedNet(n, g.sbias, g.scale, "parameter pack")
+	inputs := must(kernels.NewRolloutInputs(l.Device(), "rollout steps", f.net.lay, g.rows, cfg.Sigma2))
+	g.owned = append(g.owned, inputs.All)
+	table := inputs.All
+	if lp {
+		// ∇log R(z_k) of every step, laid out like the drift gradients for the scale's
+		// backward; the target's kernels write step k's slice before its rollout step.
+		g.GStack, g.G = inputs.Grads, g.slices(inputs.Grads, "grad", 0, 1, T, d)
+		table = must(kernels.FromSlice(l.Device(), "rollout steps (prior)", kernels.RolloutStepTable(T, d, cfg.Sigma2), T, 4))
+		g.owned = append(g.owned, table)
+	}
 	p := kernels.RolloutParams{Steps: T, Sigma: sigma, Seed: cfg.Seed, K0: 0, K1: T}
-	bufs := kernels.RolloutBuffers{Net: f.net.pack, Steps: table, Z: f.ZS, U: f.US, Save: f.Save, LogPF: g.LogPF, LogPB: g.LogPB, Labels: g.lab}
+	bufs := kernels.RolloutBuffers{Net: f.net.pack, Steps: inputs.All, Z: f.ZS, U: f.US, Save: f.Save, LogPF: g.LogPF, LogPB: g.LogPB, Labels: g.lab}
 	mode := kernels.RolloutSample
 	if g.fromData {
 		btable := must(kernels.FromSlice(l.Device(), "bridge steps", kernels.BridgeStepTable(T, d, cfg.Sigma2), T, 4))
@@ -138,11 +161,40 @@ func (g *Graph) buildFused(cfg Config, reward RewardFunc) error {
 		g.stepOps = append(g.stepOps, f.bridge.Op)
 		mode, bufs.LogPB = kernels.RolloutGiven, nil
 	}
-	f.rollout = must(l.Rollout(f.net.lay, B, g.rows, mode, bufs, p))
-	g.stepOps = append(g.stepOps, f.rollout.Op)
+	// gradAt appends the target's kernels that form ∇log R(z_k) into G[k].
+	gradAt := func(k int) {
+		r, err := reward(l, g.lrScratch, g.G[k], g.Z[k])
+		if err != nil {
+			panic(buildError{fmt.Errorf("train: reward: %w", err)})
+		}
+		g.rewards = append(g.rewards, r)
+		g.stepOps = append(g.stepOps, r.Ops...)
+	}
+	rollout := func(k0, k1 int) {
+		q := p
+		q.K0, q.K1 = k0, k1
+		op := must(l.Rollout(f.net.lay, B, g.rows, mode, bufs, q))
+		f.rollouts = append(f.rollouts, op)
+		g.stepOps = append(g.stepOps, op.Op)
+	}
+	switch {
+	case !lp:
+		rollout(0, T)
+	case mode == kernels.RolloutGiven:
+		// Every state is known: all the gradients first, then one dispatch.
+		for k := 0; k < T; k++ {
+			gradAt(k)
+		}
+		rollout(0, T)
+	default:
+		for k := 0; k < T; k++ {
+			gradAt(k)
+			rollout(k, k+1)
+		}
+	}
 	if pr := g.prior; pr != nil {
 		// The prior's log p_F of the policy's transitions: the same kernel on the same states.
-		f.prior = g.newFusedNet(pr, g.psbias, "prior parameter pack")
+		f.prior = g.newFusedNet(pr, g.psbias, nil, "prior parameter pack")
 		pu := g.tensor("prior u", T*g.rows, d)
 		f.priorEval = must(l.Rollout(f.prior.lay, B, g.rows, kernels.RolloutGiven,
 			kernels.RolloutBuffers{Net: f.prior.pack, Steps: table, Z: f.ZS, U: pu, LogPF: g.LogRef}, p))
@@ -183,6 +235,9 @@ func (g *Graph) buildFused(cfg Config, reward RewardFunc) error {
 	g.backOps = append(g.backOps, must(n.L2.ParamGrads(l, g.DH2, f.a[1]))...)
 	g.backOps = append(g.backOps, must(n.L1.ParamGrads(l, g.DH1, f.a[0]))...)
 	g.buildTimeBackward()
+	if lp {
+		g.buildLangevinBackward(g.DU, g.GStack)
+	}
 	return nil
 }
 
@@ -208,10 +263,12 @@ func (g *Graph) recordPacks(r *kernels.Recorder) {
 // setFusedNoise sets the fused ops' Philox stream and exploration std.
 func (g *Graph) setFusedNoise(stream uint32, explore float64) error {
 	f := g.fg
-	p := f.rollout.P
-	p.Stream, p.SigmaExplore = stream, explore
-	if err := f.rollout.Update(p); err != nil {
-		return err
+	for _, r := range f.rollouts {
+		p := r.P
+		p.Stream, p.SigmaExplore = stream, explore
+		if err := r.Update(p); err != nil {
+			return err
+		}
 	}
 	if f.bridge != nil {
 		bp := f.bridge.P

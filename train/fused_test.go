@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"osds/kernels"
@@ -17,6 +18,7 @@ type fusedCase struct {
 	obj             kernels.Objective
 	explore         float64
 	prior           bool // relative TB against a random prior sampler
+	langevin        bool // the Langevin drift (one rollout dispatch per step when sampling)
 }
 
 func (c fusedCase) String() string {
@@ -30,6 +32,9 @@ func (c fusedCase) String() string {
 	}
 	if c.explore > 0 {
 		s += "_explore"
+	}
+	if c.langevin {
+		s += "_langevin"
 	}
 	return s
 }
@@ -55,6 +60,14 @@ func TestFusedGraphMatchesOpByOp(t *testing.T) {
 		{d: 2, batch: 6, steps: 3, obj: kernels.VarGrad, classes: 3, backward: true},
 		{d: 3, batch: 7, steps: 2, obj: kernels.RTB, prior: true},
 		{d: 3, batch: 7, steps: 2, obj: kernels.RTB, prior: true, backward: true},
+		// The Langevin drift: sampled (with exploration) and given trajectories, long ones,
+		// amortised ones, and against a relative-TB prior.
+		{d: 2, batch: 7, steps: 100, obj: kernels.TB, langevin: true, explore: 0.1},
+		{d: 1, batch: 1, steps: 1, obj: kernels.TB, langevin: true},
+		{d: 3, batch: 301, steps: 2, obj: kernels.VarGrad, langevin: true, backward: true},
+		{d: 32, batch: 7, steps: 3, obj: kernels.TB, langevin: true},
+		{d: 3, batch: 9, steps: 2, obj: kernels.TB, classes: 3, langevin: true},
+		{d: 3, batch: 7, steps: 2, obj: kernels.RTB, prior: true, langevin: true},
 	}
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) { checkFusedCase(t, l, c) })
@@ -77,19 +90,28 @@ func checkFusedCase(t *testing.T, l *kernels.Library, c fusedCase) {
 	reward := gaussianReward(t, l, target)
 	cfg := DefaultConfigSigma2(1.7)
 	cfg.Steps, cfg.Batch, cfg.Width, cfg.Harmonics = c.steps, c.batch, 16, 5
-	cfg.Classes, cfg.Objective = c.classes, c.obj
+	cfg.Classes, cfg.Objective, cfg.Langevin = c.classes, c.obj, c.langevin
 	random := func(n *Network) {
 		for _, p := range append(n.Params(), n.LogZ) {
+			// The Langevin scale network's weights are scaled by 1/√fan-in, so that its
+			// scale s_k stays O(1) as a trained one's does: at 0.5·N(0, 1) weights s_k
+			// reaches tens, the drift s_k·∇log R hundreds, and the drift gradient's
+			// z_{k+1} − z_k − u·dt loses to f32 cancellation what the two paths'
+			// different summation orders leave (a 1e-4 relative difference at d = 32).
+			sd := 0.5
+			if strings.HasPrefix(p.Name, "langevin.") && len(p.Value.Shape) == 2 {
+				sd = 1 / math.Sqrt(float64(p.Value.Shape[0]))
+			}
 			v := make([]float32, p.Len())
 			for i := range v {
-				v[i] = float32(0.5 * rng.NormFloat64())
+				v[i] = float32(sd * rng.NormFloat64())
 			}
 			if err := p.Value.Write(v); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	net, err := NewCondNetwork(l.Device(), c.d, cfg.Width, cfg.Harmonics, c.classes, rng, false)
+	net, err := NewCondNetwork(l.Device(), c.d, cfg.Width, cfg.Harmonics, c.classes, rng, c.langevin)
 	if err != nil {
 		t.Fatal(err)
 	}

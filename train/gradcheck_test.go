@@ -32,6 +32,7 @@ func TestNetworkGradientsMatchFiniteDifferences(t *testing.T) {
 		// Learned variance (fused only): the log-variance head's gradient through log p_F.
 		{"tb+learned variance", false, true, 0, kernels.TB},
 		{"amortised vargrad+learned variance", false, true, 3, kernels.VarGrad},
+		{"tb+langevin+learned variance", true, true, 0, kernels.TB},
 	} {
 		t.Run(c.name, func(t *testing.T) { checkNetworkGradients(t, l, c.langevin, c.lv, c.classes, c.obj) })
 	}

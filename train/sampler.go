@@ -172,7 +172,7 @@ type Network struct {
 }
 
 // LangevinClip bounds each component of ∇log R in the Langevin drift.
-const LangevinClip = 100
+const LangevinClip = kernels.LangevinClip
 
 // NewNetwork initialises an unconditional network (PyTorch-style uniform init, normal
 // phases, zero last layer, log Z = 0).
@@ -488,15 +488,20 @@ func (g *Graph) stack(name string, first, step, count, cols int) (*kernels.Tenso
 		return nil, nil
 	}
 	stack := g.tensor(fmt.Sprintf("%s (%d steps)", name, count), count*g.rows, cols)
-	slices := make([]*kernels.Tensor, count)
-	for i := range slices {
+	return stack, g.slices(stack, name, first, step, count, cols)
+}
+
+// slices are the count slices [B, cols] of a [count·rows, cols] stack, named as stack's.
+func (g *Graph) slices(stack *kernels.Tensor, name string, first, step, count, cols int) []*kernels.Tensor {
+	out := make([]*kernels.Tensor, count)
+	for i := range out {
 		v, err := stack.Slice(fmt.Sprintf("%s%d", name, first+i*step), i*g.rows*cols, g.batch, cols)
 		if err != nil {
 			panic(buildError{err})
 		}
-		slices[i] = v
+		out[i] = v
 	}
-	return stack, slices
+	return out
 }
 
 // alternating allocates the n per-step tensors [B, cols] of steps 0..n−1 as slices of
@@ -579,7 +584,7 @@ func (g *Graph) sigma() float64 { return math.Sqrt(g.sigma2) }
 // dispatch per layer per step. Its helpers panic with buildErrors (see buildCatching).
 func (g *Graph) build(cfg Config, reward RewardFunc) error {
 	l, n := g.lib, g.net
-	B, T, d, W, H := g.batch, g.steps, n.Dim, n.Width, n.Harmonics
+	B, T, d, W := g.batch, g.steps, n.Dim, n.Width
 	rewardOps := func(logr, grad, z *kernels.Tensor) []*kernels.Op {
 		r, e := reward(l, logr, grad, z)
 		if e != nil {
@@ -594,15 +599,8 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 	}
 	lp := n.LPhase != nil
 	if lp {
-		g.lfeat, g.scale = g.tensor("langevin feat", T, 2*H), g.tensor("langevin scale", T, 1)
-		g.m1, g.b1, g.m2, g.b2, g.m3, g.b3 = g.tensor("lm1", T, W), g.tensor("lb1", T, W), g.tensor("lm2", T, W), g.tensor("lb2", T, W), g.tensor("lm3", T, W), g.tensor("lb3", T, W)
-		g.timeOps = append(g.timeOps,
-			must(l.Fourier(g.lfeat, g.tgrid, n.Freq, n.LPhase.Value)),
-			must(n.M1.ForwardKeep(l, g.b1, g.m1, g.lfeat, kernels.GELU)),
-			must(n.M2.ForwardKeep(l, g.b2, g.m2, g.b1, kernels.GELU)),
-			must(n.M3.ForwardKeep(l, g.b3, g.m3, g.b2, kernels.GELU)),
-			must(n.M4.Forward(l, g.scale, g.b3, kernels.Identity)))
-		g.unn, g.lrScratch = g.tensor("drift nn", B, d), g.tensor("langevin logr", B)
+		g.buildLangevinScale()
+		g.unn = g.tensor("drift nn", B, d)
 	}
 
 	// Every per-step slice of a stack must start at an aligned offset, so each stack holds
@@ -783,9 +781,6 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 	g.DH1, g.dh1 = g.stepStack("dh1", W)
 	// dh_k alternates like z_k, so that S's weight gradient pairs stacks of one parity.
 	g.DHEven, g.DHOdd, g.dh = g.alternating("dh", T, W)
-	if lp {
-		g.dscale = g.tensor("dscale", T, 1)
-	}
 	for k := 0; k < T; k++ {
 		g.backOps = append(g.backOps, must(l.TBDriftGrad(g.du[k], g.Z[k], g.Z[k+1], g.U[k], g.coef, g.dt, g.sigma2)))
 		// Each layer's input gradient goes through the GELU before it in the same
@@ -794,12 +789,6 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 			must(n.L3.InputGradThrough(l, g.dh2[k], g.du[k], g.h2[k], kernels.GELU)),
 			must(n.L2.InputGradThrough(l, g.dh1[k], g.dh2[k], g.h1[k], kernels.GELU)),
 			must(n.L1.InputGradThrough(l, g.dh[k], g.dh1[k], g.h0[k], kernels.GELU)))
-	}
-	if lp {
-		// u = u_nn + s_k·clip(g): the network's drift gets du unchanged, and the scale
-		// s_k gets Σ du_k ⊙ clip(g_k), for all steps in one dispatch.
-		seg := kernels.Segments{Stride: g.rows, Rows: B, First: 0, Step: 1}
-		g.backOps = append(g.backOps, must(l.LangevinScaleGrad(g.dscale, seg, g.DU, g.GStack, LangevinClip)))
 	}
 	// The time embedding's gradient, row k = Σ_b dh_k[b] (and each condition's embedding
 	// gradient), summed from the two stacks of dh: even steps into rows 0, 2, …, odd
@@ -827,13 +816,7 @@ func (g *Graph) build(cfg Config, reward RewardFunc) error {
 	g.backOps = append(g.backOps, must(n.L1.ParamGrads(l, g.DH1, g.A0))...)
 	g.buildTimeBackward()
 	if lp {
-		g.dm3, g.dm2, g.dm1 = g.tensor("ldm3", T, W), g.tensor("ldm2", T, W), g.tensor("ldm1", T, W)
-		g.dlfeat = g.tensor("langevin dfeat", T, 2*H)
-		g.backOps = append(g.backOps, must(n.M4.BackwardThrough(l, g.dm3, g.dscale, g.b3, g.m3, g.onesT, kernels.GELU))...)
-		g.backOps = append(g.backOps, must(n.M3.BackwardThrough(l, g.dm2, g.dm3, g.b2, g.m2, g.onesT, kernels.GELU))...)
-		g.backOps = append(g.backOps, must(n.M2.BackwardThrough(l, g.dm1, g.dm2, g.b1, g.m1, g.onesT, kernels.GELU))...)
-		g.backOps = append(g.backOps, must(n.M1.Backward(l, g.dlfeat, g.dm1, g.lfeat, g.onesT))...)
-		g.backOps = append(g.backOps, must(l.FourierPhaseGrad(n.LPhase.Grad, g.dlfeat, g.tgrid, n.Freq, n.LPhase.Value)))
+		g.buildLangevinBackward(g.DU, g.GStack)
 	}
 	return nil
 }

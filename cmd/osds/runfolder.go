@@ -268,7 +268,7 @@ func resumedConfig(fs *pflag.FlagSet, flags, saved train.Config, resume string) 
 // rows of the hidden width (rows: the batch rounded up to the rollout's 8-row
 // workgroups), bound as one storage buffer.
 func checkSizeLimits(d *gpu.Device, cfg train.Config) error {
-	if cfg.OpByOp || cfg.Langevin {
+	if cfg.OpByOp {
 		return nil // op by op: a buffer per step, far below the limit where the fused one is
 	}
 	lim := d.Limits()

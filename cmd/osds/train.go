@@ -157,7 +157,7 @@ func runTrain(args []string) (err error) {
 	case "":
 		// Posteriors under an informative constraint are often sharper than σ²/T in some
 		// directions, which a fixed variance cannot represent (issue #24).
-		cfg.LearnedVariance = post && !*langevin && !*opByOp && *rtbFrom == ""
+		cfg.LearnedVariance = post && !*opByOp && *rtbFrom == ""
 	case "learned":
 		cfg.LearnedVariance = true
 	case "fixed":
