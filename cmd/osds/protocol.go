@@ -111,7 +111,11 @@ func runProtocol(args []string) error {
 	samples := fs.Int("samples", 2000, "on-policy samples (and exact samples for W2) per evaluation")
 	jobs := fs.Int("jobs", 1, "runs trained at once, each in its own osds process (log: its folder's protocol.log); on a CPU adapter each gets LP_NUM_THREADS = cores/jobs unless that is set: on lavapipe with 2 cores, 2 jobs train about 1.5× the runs per hour of 1; on a GPU processes do not add up, keep 1")
 	only := fs.String("cell", "", "run only this run, named as its folder under OUT: TARGET/METHOD/seedK (replaces --targets, --methods and --seeds; the table of OUT is not rewritten)")
+	sl := addSlurmFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := sl.validate(fs); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -129,6 +133,9 @@ func runProtocol(args []string) error {
 	}
 	if *timeLimit < 0 || *samples < 2 || *jobs < 1 {
 		return fmt.Errorf("--time-limit must be ≥ 0, --samples ≥ 2 and --jobs ≥ 1")
+	}
+	if sl.slurm {
+		return runSlurm(sl, cells, *out, *samples, *iters, tableCommand(fs))
 	}
 	if !*tableOnly {
 		deadline := time.Time{}
@@ -154,6 +161,8 @@ func runProtocol(args []string) error {
 	if *only != "" {
 		return nil // one run's table; OUT/table.md stays the whole table's
 	}
+	// The runs the table lacks, and why, on stderr: table.md holds only what was measured.
+	fmt.Fprint(os.Stderr, formatMissing(missingCells(cells, *out, *samples), len(cells)))
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
