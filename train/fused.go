@@ -84,7 +84,7 @@ type fusedGraph struct {
 	// step when sampling. They sample, or evaluate given states.
 	rollouts  []*kernels.RolloutOp
 	priorEval *kernels.RolloutOp // relative TB: the prior's log p_F of the same states
-	bridge     *kernels.BridgeTrajectoryOp
+	bridge    *kernels.BridgeTrajectoryOp
 	// ZS is the state stack [(T+1)·rows, d]; Z[k] are its slices. US the drift stack,
 	// Save the six activation stacks h0, a0, h1, a1, h2, a2 ([T·rows, W] each, training).
 	ZS, US, Save *kernels.Tensor
