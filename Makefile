@@ -22,7 +22,7 @@ test: setup
 # when missing, starts a single-node cluster on localhost (scripts/slurm/local-cluster.sh;
 # stopped again at the end), submits a small protocol as a job array, requeues one task while
 # it trains and checks that the gathered table equals a one-process run's, byte for byte
-# (about 5 minutes on 2 cores). make test never needs Slurm.
+# (3–5 minutes on 2 cores). make test never needs Slurm.
 test-slurm: setup
 	@bash scripts/slurm/local-cluster.sh install
 	$(GO) test $(GOFLAGS_TEST) -tags slurm -timeout 40m -run '^TestSlurmProtocolArray$$' -v ./cmd/osds

@@ -24,8 +24,10 @@
 # one partition, consumable CPUs (select/cons_tres, CR_CPU) so that tasks run side by side,
 # process tracking by the process tree (proctrack/linuxproc) and no task plugin, so no
 # cgroups are needed (containers rarely allow them), requeueing allowed (JobRequeue=1), no
-# accounting database. Jobs run as the user who submits them; the daemons run as that user
-# too, which Slurm allows when SlurmUser and SlurmdUser name it.
+# accounting database. The daemons run as the user who starts them (SlurmUser, SlurmdUser),
+# and so do the jobs; tested as root, the usual case on CI machines and containers (as
+# another user, slurmd can only run that user's jobs, which is all a test needs). Jobs left
+# in the state folder by an earlier, interrupted run come back with the cluster.
 set -euo pipefail
 
 cmd=${1:-}
