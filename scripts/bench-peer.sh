@@ -55,13 +55,9 @@ OPENBLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
 say() { printf 'bench-peer: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-		die "need root (or sudo) to run: $*"
-	fi
-}
+# shellcheck source=scripts/lib/debian.sh
+source scripts/lib/debian.sh # the working directory is the repository root
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # --- 1. PyTorch (Debian's python3-torch) and OpenBLAS, installed only when missing -----------
 need=()

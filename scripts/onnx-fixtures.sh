@@ -6,11 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
 die() { echo "onnx-fixtures: $*" >&2; exit 1; }
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-		die "need root (or sudo) to run: $*"
-	fi
-}
+# shellcheck source=scripts/lib/debian.sh
+source scripts/lib/debian.sh # the working directory is the repository root
 [ -x "$PY" ] || die "$PY is missing (Debian's python3)"
 if ! "$PY" -c 'import torch' 2>/dev/null; then
 	command -v apt-get >/dev/null || die "need python3-torch, and this machine has no apt-get"

@@ -21,17 +21,13 @@ RUNTIME_DIR="$root/.runtime"
 
 say() { printf 'setup: %s\n' "$*"; }
 
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-		say "need root (or sudo) to run: $*"; exit 1
-	fi
-}
+# shellcheck source=scripts/lib/debian.sh
+source scripts/lib/debian.sh # the working directory is the repository root
 
 # --- 1. system packages ------------------------------------------------------------------
 APT_PACKAGES=(libvulkan1 xvfb x11-apps xauth libx11-dev libxrandr-dev libxinerama-dev
 	libxcursor-dev libxi-dev libxxf86vm-dev libgl1-mesa-dev pkg-config dataset-fashion-mnist)
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 mesa_ok() {
 	installed mesa-vulkan-drivers || return 1

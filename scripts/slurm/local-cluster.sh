@@ -39,13 +39,9 @@ conf=$dir/slurm.conf
 say() { printf 'local-cluster: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-		die "need root (or sudo) to run: $*"
-	fi
-}
+# shellcheck source=scripts/lib/debian.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/debian.sh"
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 install() {
 	local missing=()
