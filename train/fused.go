@@ -143,13 +143,16 @@ func (g *Graph) buildFused(cfg Config, reward RewardFunc) error {
 	f.net = g.newFusedNet(n, g.sbias, g.scale, "parameter pack")
 	inputs := must(kernels.NewRolloutInputs(l.Device(), "rollout steps", f.net.lay, g.rows, cfg.Sigma2))
 	g.owned = append(g.owned, inputs.All)
-	table := inputs.All
+	table := inputs.All // the relative-TB prior's step table (it has no Langevin drift)
 	if lp {
 		// ∇log R(z_k) of every step, laid out like the drift gradients for the scale's
 		// backward; the target's kernels write step k's slice before its rollout step.
 		g.GStack, g.G = inputs.Grads, g.slices(inputs.Grads, "grad", 0, 1, T, d)
-		table = must(kernels.FromSlice(l.Device(), "rollout steps (prior)", kernels.RolloutStepTable(T, d, cfg.Sigma2), T, 4))
-		g.owned = append(g.owned, table)
+		if g.prior != nil {
+			// The policy's inputs carry the gradient stack; the prior's layout wants the table alone.
+			table = must(kernels.FromSlice(l.Device(), "rollout steps (prior)", kernels.RolloutStepTable(T, d, cfg.Sigma2), T, 4))
+			g.owned = append(g.owned, table)
+		}
 	}
 	p := kernels.RolloutParams{Steps: T, Sigma: sigma, Seed: cfg.Seed, K0: 0, K1: T}
 	bufs := kernels.RolloutBuffers{Net: f.net.pack, Steps: inputs.All, Z: f.ZS, U: f.US, Save: f.Save, LogPF: g.LogPF, LogPB: g.LogPB, Labels: g.lab}
